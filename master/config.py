@@ -1,0 +1,102 @@
+"""Writes the salt-master configuration that makes a plain master the kubesalt controller.
+
+`DIR/etc/salt/master` holds where the daemon lives and listens (root_dir, interface, ports);
+`master.d/kubesalt.conf` wires in kubesalt's tree (states, pillar, runners, modules, reactor,
+ext_pillar). Both are generated: re-running keeps earlier choices unless new ones are given,
+and never touches keys or records.
+"""
+
+import os
+import socket
+from pathlib import Path
+
+import yaml
+
+from . import tree
+
+DEFAULTS = {"interface": "127.0.0.1", "publish_port": 4505, "ret_port": 4506,
+            "https_port": 4507, "advertise": None}
+_WILDCARDS = ("0.0.0.0", "::")
+
+HEADER = "# Written by kubesalt-controller init; re-run it instead of editing by hand.\n"
+
+# Reactor SLS files under master/reactor, by the event tag they react to.
+REACTORS = {}
+
+
+def read_settings(layout):
+    """The settings an earlier init chose, or {} on a fresh root."""
+    try:
+        with open(layout.kubesalt_conf, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        return {}
+    return dict(data.get("kubesalt", {}).get("controller", {}))
+
+
+def settings_for(layout, **requested):
+    settings = dict(DEFAULTS)
+    settings.update(read_settings(layout))
+    settings.update({k: v for k, v in requested.items() if v is not None})
+    if not settings["advertise"] or (requested.get("interface")
+                                     and not requested.get("advertise")):
+        settings["advertise"] = _advertise_for(settings["interface"])
+    return settings
+
+
+def _advertise_for(interface):
+    """The address nodes are told to reach the controller at."""
+    if interface not in _WILDCARDS:
+        return interface
+    return socket.gethostbyname(socket.gethostname())
+
+
+def master_config(layout, settings):
+    config = {
+        "interface": settings["interface"],
+        "publish_port": int(settings["publish_port"]),
+        "ret_port": int(settings["ret_port"]),
+        "user": "root",
+        "log_level_logfile": "info",
+    }
+    if layout.embedded:
+        config["root_dir"] = str(layout.root)
+    return config
+
+
+def kubesalt_config(layout, settings):
+    reactor_dir = tree.reactor_dir()
+    return {
+        "file_roots": {"base": [str(tree.states_dir()), str(tree.modules_dir())]},
+        "pillar_roots": {"base": [str(tree.pillar_dir())]},
+        "runner_dirs": [str(tree.runners_dir())],
+        "pillar_dirs": [str(tree.pillar_dir() / "ext")],
+        "ext_pillar": [{"kubesalt": {}}],
+        # Orchestrations and runners need the minions' grains without asking them again.
+        "minion_data_cache": True,
+        "reactor": [{tag: [str(reactor_dir / sls) for sls in files]}
+                    for tag, files in REACTORS.items()],
+        "kubesalt": {
+            "state_dir": str(layout.state_dir),
+            "controller": dict(settings),
+        },
+    }
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(HEADER)
+        yaml.safe_dump(data, handle, default_flow_style=False, sort_keys=True)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def write(layout, settings):
+    _write(layout.master_conf, master_config(layout, settings))
+    _write(layout.kubesalt_conf, kubesalt_config(layout, settings))
+    for directory in (layout.state_dir, layout.kubesalt_pki):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+    layout.artifacts_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,65 @@
+"""Where a controller keeps its files.
+
+Two layouts: a self-contained prefix (`--root DIR`, everything under DIR, no /etc/salt needed)
+and the standard layout of a controller host (/etc/salt for Salt's configuration, /var/lib/kubesalt
+for kubesalt's records and PKI, systemd managing the daemon).
+"""
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    root: Path  # Salt's root_dir: pki, cache, sockets and logs live below it
+    conf_dir: Path  # -c for salt-master, salt-run, salt-key
+    state_dir: Path  # kubesalt's records, PKI, credentials issued
+
+    @classmethod
+    def for_root(cls, root=None):
+        if root is None:
+            return cls(root=Path("/"), conf_dir=Path("/etc/salt"),
+                       state_dir=Path("/var/lib/kubesalt"))
+        root = Path(root).resolve()
+        return cls(root=root, conf_dir=root / "etc" / "salt",
+                   state_dir=root / "var" / "lib" / "kubesalt")
+
+    @property
+    def embedded(self):
+        return self.root != Path("/")
+
+    @property
+    def master_conf(self):
+        return self.conf_dir / "master"
+
+    @property
+    def kubesalt_conf(self):
+        return self.conf_dir / "master.d" / "kubesalt.conf"
+
+    @property
+    def pki_dir(self):
+        return self.root / "etc" / "salt" / "pki" / "master"
+
+    @property
+    def master_pub(self):
+        return self.pki_dir / "master.pub"
+
+    @property
+    def pidfile(self):
+        return self.root / "var" / "run" / "salt-master.pid"
+
+    @property
+    def sock_dir(self):
+        return self.root / "var" / "run" / "salt" / "master"
+
+    @property
+    def log_file(self):
+        return self.root / "var" / "log" / "salt" / "master"
+
+    @property
+    def kubesalt_pki(self):
+        return self.state_dir / "pki"
+
+    @property
+    def artifacts_dir(self):
+        return self.state_dir / "artifacts"

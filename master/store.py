@@ -1,0 +1,196 @@
+"""The controller's own records: clusters, installer credentials (and later nodes and operations).
+
+SQLite in WAL mode is the embedded default: every `salt-run` is its own process, and the
+reactor writes too, so each read-modify-write runs inside `BEGIN IMMEDIATE`, which takes the
+database's write lock before reading; a second writer waits (busy_timeout) instead of
+overwriting. Everything goes through this module so a shared SQL server could replace it.
+"""
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+DB_NAME = "kubesalt.db"
+BUSY_TIMEOUT_MS = 30000
+
+# Each entry upgrades the schema by one version; never edit an entry that has shipped.
+MIGRATIONS = [
+    """
+    CREATE TABLE clusters (
+        name        TEXT PRIMARY KEY,
+        spec        TEXT NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'CREATED',
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL,
+        revision    INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE installers (
+        serial      TEXT PRIMARY KEY,
+        cluster     TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+        issued_at   REAL NOT NULL,
+        not_after   REAL NOT NULL,
+        revoked_at  REAL
+    );
+    CREATE INDEX installers_by_cluster ON installers(cluster);
+    """,
+]
+
+
+class NotFound(KeyError):
+    pass
+
+
+class AlreadyExists(ValueError):
+    pass
+
+
+class Store:
+    def __init__(self, state_dir):
+        self.path = Path(state_dir) / DB_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        self._migrate()
+
+    def _connect(self):
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A write transaction: holds the write lock from the first read to the commit."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def reading(self):
+        conn = self._connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _migrate(self):
+        conn = self._connect()
+        try:
+            # WAL survives in the file; set it once, outside a transaction.
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+        os.chmod(self.path, 0o600)
+        with self.transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+
+    # ---- clusters ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _cluster_row(row):
+        return {
+            "name": row["name"],
+            "spec": json.loads(row["spec"]),
+            "state": row["state"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "revision": row["revision"],
+        }
+
+    def create_cluster(self, name, spec):
+        now = time.time()
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM clusters WHERE name=?", (name,)).fetchone():
+                raise AlreadyExists(name)
+            conn.execute(
+                "INSERT INTO clusters(name, spec, created_at, updated_at) VALUES (?,?,?,?)",
+                (name, json.dumps(spec, sort_keys=True), now, now))
+
+    def get_cluster(self, name, conn=None):
+        if conn is None:
+            with self.reading() as own:
+                return self.get_cluster(name, own)
+        row = conn.execute("SELECT * FROM clusters WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(name)
+        return self._cluster_row(row)
+
+    def list_clusters(self):
+        with self.reading() as conn:
+            rows = conn.execute("SELECT * FROM clusters ORDER BY name").fetchall()
+        return [self._cluster_row(r) for r in rows]
+
+    def update_cluster(self, name, change):
+        """Apply `change(spec_dict) -> spec_dict` atomically; returns the stored record."""
+        with self.transaction() as conn:
+            record = self.get_cluster(name, conn)
+            new_spec = change(record["spec"])
+            conn.execute(
+                "UPDATE clusters SET spec=?, updated_at=?, revision=revision+1 WHERE name=?",
+                (json.dumps(new_spec, sort_keys=True), time.time(), name))
+            return self.get_cluster(name, conn)
+
+    def set_cluster_state(self, name, state):
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE clusters SET state=?, updated_at=? WHERE name=?",
+                               (state, time.time(), name))
+            if cur.rowcount == 0:
+                raise NotFound(name)
+
+    def delete_cluster(self, name):
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM clusters WHERE name=?", (name,))
+            if cur.rowcount == 0:
+                raise NotFound(name)
+
+    # ---- installer credentials --------------------------------------------------------------
+
+    def add_installer(self, cluster, serial, issued_at, not_after):
+        with self.transaction() as conn:
+            self.get_cluster(cluster, conn)
+            conn.execute(
+                "INSERT INTO installers(serial, cluster, issued_at, not_after) VALUES (?,?,?,?)",
+                (serial, cluster, issued_at, not_after))
+
+    def revoke_installers(self, cluster, keep=()):
+        """Revoke every unrevoked installer of `cluster` except the serials in `keep`."""
+        now = time.time()
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT serial FROM installers WHERE cluster=? AND revoked_at IS NULL",
+                (cluster,)).fetchall()
+            revoked = [r["serial"] for r in rows if r["serial"] not in keep]
+            conn.executemany("UPDATE installers SET revoked_at=? WHERE serial=?",
+                             [(now, s) for s in revoked])
+            return revoked
+
+    def installers(self, cluster):
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT * FROM installers WHERE cluster=? ORDER BY issued_at", (cluster,)
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def valid_installer_serials(self, cluster, now=None):
+        now = time.time() if now is None else now
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT serial FROM installers WHERE cluster=? AND revoked_at IS NULL "
+                "AND not_after > ?", (cluster, now)).fetchall()
+        return {r["serial"] for r in rows}

@@ -1,0 +1,66 @@
+import multiprocessing
+import time
+
+import pytest
+
+from kubesalt.master.store import AlreadyExists, NotFound, Store
+
+
+def test_create_get_update_delete(tmp_path):
+    store = Store(tmp_path)
+    store.create_cluster("a", {"labels": {}})
+    with pytest.raises(AlreadyExists):
+        store.create_cluster("a", {})
+    rec = store.update_cluster("a", lambda s: {**s, "labels": {"k": "v"}})
+    assert rec["spec"]["labels"] == {"k": "v"} and rec["revision"] == 2
+    store.delete_cluster("a")
+    with pytest.raises(NotFound):
+        store.get_cluster("a")
+
+
+def test_failed_change_rolls_back(tmp_path):
+    store = Store(tmp_path)
+    store.create_cluster("a", {"n": 1})
+
+    def boom(spec):
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        store.update_cluster("a", boom)
+    assert store.get_cluster("a")["revision"] == 1
+
+
+def _add_label(path, i):
+    Store(path).update_cluster("a", lambda s: {**s, "labels": {**s["labels"], f"l{i}": i}})
+
+
+def test_concurrent_processes_lose_no_update(tmp_path):
+    Store(tmp_path).create_cluster("a", {"labels": {}})
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_add_label, args=(tmp_path, i)) for i in range(12)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len(Store(tmp_path).get_cluster("a")["spec"]["labels"]) == 12
+
+
+def test_installers_valid_expired_revoked(tmp_path):
+    store = Store(tmp_path)
+    store.create_cluster("a", {})
+    now = time.time()
+    store.add_installer("a", "s1", now, now + 100)
+    store.add_installer("a", "s2", now, now - 1)
+    store.add_installer("a", "s3", now, now + 100)
+    assert store.valid_installer_serials("a") == {"s1", "s3"}
+    assert store.revoke_installers("a", keep={"s3"}) == ["s1", "s2"]
+    assert store.valid_installer_serials("a") == {"s3"}
+    store.delete_cluster("a")
+    assert store.installers("a") == []
+
+
+def test_database_file_is_private(tmp_path):
+    store = Store(tmp_path / "state")
+    assert oct(store.path.stat().st_mode & 0o777) == "0o600"
+    assert oct(store.path.parent.stat().st_mode & 0o777) == "0o700"
