@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -37,13 +38,33 @@ def ensure_master_keys(layout):
         salt.crypt.write_keys(str(layout.pki_dir), "master", 4096)
 
 
+def ensure_endpoint_cert(layout, ca, settings):
+    """The HTTPS endpoint's certificate names every address nodes may use; reissued when
+    those change."""
+    addresses = sorted({settings["advertise"], settings["interface"]} - {"0.0.0.0", "::"})
+    names_file = layout.kubesalt_pki / "endpoint.names"
+    cert_file = layout.kubesalt_pki / "endpoint.crt"
+    if cert_file.exists() and names_file.exists() and \
+            names_file.read_text().split() == addresses:
+        return
+    cert_pem, key_pem = ca.issue_server_cert(names=[socket.getfqdn()], ips=addresses,
+                                             ttl_days=825)
+    key_file = layout.kubesalt_pki / "endpoint.key"
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key_pem)
+    cert_file.write_text(cert_pem)
+    names_file.write_text("\n".join(addresses) + "\n")
+
+
 def cmd_init(args, layout):
     settings = config.settings_for(layout, interface=args.interface,
                                    publish_port=args.publish_port, ret_port=args.ret_port,
                                    https_port=args.https_port, advertise=args.advertise)
     config.write(layout, settings)
-    pki.ensure_ca(layout.kubesalt_pki)
+    ca = pki.ensure_ca(layout.kubesalt_pki)
     ensure_master_keys(layout)
+    ensure_endpoint_cert(layout, ca, settings)
     if not layout.embedded:
         install_unit()
     return {"config_dir": str(layout.conf_dir), "state_dir": str(layout.state_dir), **settings}

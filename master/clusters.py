@@ -5,7 +5,7 @@ Each function validates completely before it writes, so a refused request change
 
 import os
 import time
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 from . import matrix as matrix_mod
@@ -120,7 +120,7 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None)
     pass_path = dest / f"{name}-passphrase.txt"
     _write_secret(pem_path, sealed)
     _write_secret(pass_path, passphrase + "\n")
-    not_after = issued.not_after.astimezone(timezone.utc)
+    not_after = issued.not_after.astimezone(UTC)
     store.add_installer(name, issued.serial, now, not_after.timestamp())
     return {
         "cluster": name,

@@ -72,6 +72,9 @@ def kubesalt_config(layout, settings):
         "runner_dirs": [str(tree.runners_dir())],
         "pillar_dirs": [str(tree.pillar_dir() / "ext")],
         "ext_pillar": [{"kubesalt": {}}],
+        "engines_dirs": [str(tree.master_dir() / "engines")],
+        "engines": [{"kubesalt_endpoint": {"interface": settings["interface"],
+                                           "port": int(settings["https_port"])}}],
         # Orchestrations and runners need the minions' grains without asking them again.
         "minion_data_cache": True,
         "reactor": [{tag: [str(reactor_dir / sls) for sls in files]}

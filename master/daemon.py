@@ -75,6 +75,7 @@ def _answering(layout, settings):
         and (layout.sock_dir / "master_event_pub.ipc").exists()
         and _port_open(host, settings["ret_port"])
         and _port_open(host, settings["publish_port"])
+        and _port_open(host, settings["https_port"])
     )
 
 
@@ -132,5 +133,7 @@ def status(layout):
         "interface": settings.get("interface"),
         "publish_port": settings.get("publish_port"),
         "ret_port": settings.get("ret_port"),
+        "https_port": settings.get("https_port"),
+        "advertise": settings.get("advertise"),
         "master_fingerprint": fingerprint(layout),
     }

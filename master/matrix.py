@@ -55,6 +55,6 @@ def load(path=None):
         return Matrix(yaml.safe_load(handle))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def default():
     return load()

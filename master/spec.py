@@ -8,7 +8,8 @@ import dataclasses
 import ipaddress
 import re
 import urllib.parse
-from typing import Optional
+
+from cryptography import x509
 
 from . import matrix as matrix_mod
 from kubesalt.minion_bootstrap import supported_os
@@ -85,7 +86,7 @@ class ClusterSpec:
     ha: bool = False
     dedicated_master: bool = False
     installer_ttl_days: int = DEFAULT_TTL_DAYS
-    proxy: Optional[Proxy] = None
+    proxy: Proxy | None = None
     cni: str = "calico"
     pod_subnet: str = DEFAULT_POD_SUBNET
     service_subnet: str = DEFAULT_SERVICE_SUBNET
@@ -202,8 +203,6 @@ def _check_proxy_url(field, value, errors):
 
 
 def _check_root_ca(value, errors):
-    from cryptography import x509
-
     try:
         x509.load_pem_x509_certificate(value.encode())
     except (ValueError, TypeError):
@@ -245,8 +244,8 @@ def check_proxy(raw, errors):
 def check_labels(raw, errors, allow_removal=False):
     labels = _as_mapping("labels", raw, errors, "labels='{env: prod, team: edge}'")
     clean = {}
-    for key, value in labels.items():
-        key = str(key)
+    for raw_key, raw_value in labels.items():
+        key, value = str(raw_key), raw_value
         prefix, _, name = key.rpartition("/")
         if (not _LABEL_NAME.match(name) or len(name) > 63
                 or (prefix and (not _LABEL_PREFIX.match(prefix) or len(prefix) > 253))):
@@ -257,7 +256,7 @@ def check_labels(raw, errors, allow_removal=False):
         if value is None and allow_removal:
             clean[key] = None
             continue
-        value = "" if value is None else str(value)
+        value = "" if raw_value is None else str(raw_value)
         if value and (not _LABEL_NAME.match(value) or len(value) > 63):
             errors.append(FieldError(f"labels.{key}", f"value {value!r} is not a valid label "
                                                       "value (at most 63 of [A-Za-z0-9-_.])"))
@@ -294,7 +293,8 @@ def build(name, matrix=None, **options):
     errors = []
     known = {f.name for f in dataclasses.fields(ClusterSpec)} - {"name"}
     for key in sorted(set(options) - known):
-        errors.append(FieldError(key, f"unknown option; valid options are {', '.join(sorted(known))}"))
+        errors.append(FieldError(key, "unknown option; valid options are "
+                                      f"{', '.join(sorted(known))}"))
     check_name(name, errors)
 
     requested = options.get("k8s_version") or matrix.default_k8s_version
