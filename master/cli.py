@@ -11,7 +11,7 @@ from pathlib import Path
 
 import salt.crypt
 
-from . import config, daemon, pki
+from . import agent_bundle, config, daemon, pki
 from .layout import Layout
 
 UNIT_NAME = "kubesalt-controller.service"
@@ -83,6 +83,11 @@ def cmd_stop(args, layout):
     return {"stopped": daemon.stop(layout)}
 
 
+def cmd_agent_bundle(args, layout):
+    entry = agent_bundle.build(layout.artifacts_dir, wheelhouse=args.wheelhouse)
+    return {"artifacts_dir": str(layout.artifacts_dir), **entry}
+
+
 def cmd_status(args, layout):
     return daemon.status(layout)
 
@@ -112,6 +117,12 @@ def parser():
     init.add_argument("--https-port", type=int,
                       help="HTTPS port nodes download from (default 4507)")
     init.set_defaults(func=cmd_init)
+    bundle = with_root(sub.add_parser(
+        "agent-bundle", help="put the node-agent software (Salt wheels) into the artifact "
+                             "store nodes download from"))
+    bundle.add_argument("--wheelhouse", help="use the wheels in this directory instead of "
+                                             "fetching them (air-gapped sites)")
+    bundle.set_defaults(func=cmd_agent_bundle)
     for name, func, text in (("start", cmd_start, "start the controller and wait until it "
                                                   "answers"),
                              ("stop", cmd_stop, "stop the controller"),
