@@ -36,6 +36,20 @@ MIGRATIONS = [
     );
     CREATE INDEX installers_by_cluster ON installers(cluster);
     """,
+    """
+    CREATE TABLE nodes (
+        id          TEXT PRIMARY KEY,
+        cluster     TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+        pub_sha256  TEXT NOT NULL,
+        serial      TEXT NOT NULL,
+        address     TEXT,
+        enrolled_at REAL NOT NULL,
+        updated_at  REAL NOT NULL,
+        config      TEXT,
+        phase       TEXT
+    );
+    CREATE INDEX nodes_by_cluster ON nodes(cluster);
+    """,
 ]
 
 
@@ -194,3 +208,49 @@ class Store:
                 "SELECT serial FROM installers WHERE cluster=? AND revoked_at IS NULL "
                 "AND not_after > ?", (cluster, now)).fetchall()
         return {r["serial"] for r in rows}
+
+    # ---- nodes --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _node_row(row):
+        data = dict(row)
+        data["config"] = json.loads(data["config"]) if data["config"] else None
+        return data
+
+    def enroll_node(self, node_id, cluster, pub_sha256, serial, address, now=None):
+        """Record (or refresh, when conjurer runs again) a node's enrollment; keeps its
+        configuration."""
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            self.get_cluster(cluster, conn)
+            conn.execute(
+                "INSERT INTO nodes(id, cluster, pub_sha256, serial, address, enrolled_at, "
+                "updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                "pub_sha256=excluded.pub_sha256, serial=excluded.serial, "
+                "address=excluded.address, updated_at=excluded.updated_at",
+                (node_id, cluster, pub_sha256, serial, address, now, now))
+            return self.get_node(node_id, conn)
+
+    def get_node(self, node_id, conn=None):
+        if conn is None:
+            with self.reading() as own:
+                return self.get_node(node_id, own)
+        row = conn.execute("SELECT * FROM nodes WHERE id=?", (node_id,)).fetchone()
+        if row is None:
+            raise NotFound(node_id)
+        return self._node_row(row)
+
+    def list_nodes(self, cluster=None):
+        with self.reading() as conn:
+            if cluster is None:
+                rows = conn.execute("SELECT * FROM nodes ORDER BY id").fetchall()
+            else:
+                rows = conn.execute("SELECT * FROM nodes WHERE cluster=? ORDER BY id",
+                                    (cluster,)).fetchall()
+        return [self._node_row(r) for r in rows]
+
+    def remove_node(self, node_id):
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM nodes WHERE id=?", (node_id,))
+            if cur.rowcount == 0:
+                raise NotFound(node_id)

@@ -3,20 +3,41 @@ so it starts and stops with the master. Configured by kubesalt-controller init."
 
 import logging
 
-from kubesalt.master import endpoint, runner_support
+import salt.utils.event
+
+from kubesalt.master import endpoint, enrollment, runner_support
 
 log = logging.getLogger(__name__)
 
 
+def _fire(tag, data):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"],
+                                           listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def _enroller(store, layout):
+    def enroll(payload, address):
+        try:
+            result = enrollment.enroll(store, layout, payload, address)
+        except enrollment.EnrollmentRefused as exc:
+            log.warning("enrollment from %s refused: %s", address, exc.reason)
+            return exc.code, {"error": str(exc), "reason": exc.reason}
+        _fire(f"kubesalt/node/{result['node_id']}/{result['status']}", result)
+        return 200, result
+
+    return enroll
+
+
 def start(interface, port):
     layout = runner_support.layout(__opts__)
+    store = runner_support.store(__opts__)
     server = endpoint.EndpointServer(
         (interface, int(port)), layout.artifacts_dir,
-        layout.kubesalt_pki / "endpoint.crt", layout.kubesalt_pki / "endpoint.key")
+        layout.kubesalt_pki / "endpoint.crt", layout.kubesalt_pki / "endpoint.key",
+        enroll=_enroller(store, layout))
     log.info("kubesalt endpoint listening on https://%s:%s", interface, port)
     try:
         server.serve_forever()
     finally:
         server.server_close()
-
-

@@ -1,0 +1,114 @@
+"""Enrollment: a node proves it holds valid installer credentials for a cluster.
+
+conjurer signs {cluster, node_id, sha256 of its minion public key, installer serial, time} with
+the installer key and posts it with the installer certificate. The controller checks the chain
+to its CA, expiry, revocation and cluster, then records the node and the exact minion key it may
+use. Salt's key store stays the approval record: with auto_approve the key is pre-seeded as
+accepted (Salt's documented pre-seeding); otherwise it waits as a pending key, and only a
+pending key whose fingerprint matches an enrollment is a DISCOVERED node.
+"""
+
+import base64
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+
+from . import pki
+
+# How far the node's clock may be from ours; conjurer's precheck allows less.
+MAX_CLOCK_SKEW = 600
+_NODE_ID = re.compile(r"^node-[a-z0-9]{4,16}-[0-9-]{7,15}-[a-z0-9-]{1,32}$")
+
+
+class EnrollmentRefused(Exception):
+    def __init__(self, code, reason, message):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+def pub_sha256(pub_pem):
+    return hashlib.sha256(pub_pem.strip().encode()).hexdigest()
+
+
+def _check_shape(payload):
+    try:
+        request = payload["request"]
+        fields = {k: request[k] for k in ("cluster", "node_id", "minion_pub_sha256", "serial",
+                                          "issued_at")}
+        signature = base64.b64decode(payload["signature"], validate=True)
+        cert = str(payload["installer_cert"])
+        minion_pub = str(payload["minion_pub"])
+    except (KeyError, TypeError, ValueError):
+        raise EnrollmentRefused(400, "malformed", "enrollment needs request, signature, "
+                                                   "installer_cert and minion_pub") from None
+    if not isinstance(fields["node_id"], str) or not _NODE_ID.match(fields["node_id"]):
+        raise EnrollmentRefused(400, "malformed", "node_id is not node-<id>-<ip>-<cluster>")
+    if not fields["node_id"].endswith("-" + str(fields["cluster"])):
+        raise EnrollmentRefused(400, "malformed", "node_id does not end with the cluster name")
+    return request, signature, cert, minion_pub
+
+
+def enroll(store, layout, payload, address, now=None):
+    """Verify and record an enrollment. Returns the node's status after it."""
+    now = time.time() if now is None else now
+    request, signature, cert, minion_pub = _check_shape(payload)
+    if pub_sha256(minion_pub) != request["minion_pub_sha256"]:
+        raise EnrollmentRefused(400, "malformed", "minion_pub does not match the signed hash")
+    if abs(float(request["issued_at"]) - now) > MAX_CLOCK_SKEW:
+        raise EnrollmentRefused(403, "clock", "the node's clock is more than 10 minutes off "
+                                              "the controller's; fix its time (NTP) and retry")
+    cluster = str(request["cluster"])
+    valid = store.valid_installer_serials(cluster, now=now)
+    ca_pem = (layout.kubesalt_pki / "ca.crt").read_text()
+    ok, reason = pki.verify_enrollment(ca_pem, cert, request, signature, now, valid)
+    if not ok:
+        raise EnrollmentRefused(403, reason, _REFUSALS.get(reason, reason).format(cluster))
+    node_id = request["node_id"]
+    record = store.enroll_node(node_id, cluster, request["minion_pub_sha256"],
+                               request["serial"], address, now)
+    auto = store.get_cluster(cluster)["spec"]["auto_approve"]
+    accepted = accepted_key(layout, node_id)
+    if accepted is not None and pub_sha256(accepted) != request["minion_pub_sha256"]:
+        raise EnrollmentRefused(409, "conflict", f"{node_id} is already approved with another "
+                                                 "key; remove the node first (node.remove)")
+    if auto and accepted is None:
+        preseed_key(layout, node_id, minion_pub)
+        accepted = minion_pub
+    return {"node_id": node_id, "cluster": cluster,
+            "status": "APPROVED" if accepted else "DISCOVERED",
+            "enrolled_at": record["enrolled_at"]}
+
+
+_REFUSALS = {
+    "expired": "these installer credentials have expired; download new ones with "
+               "salt-run cluster.installer {0}",
+    "revoked": "these installer credentials were revoked or replaced; download new ones with "
+               "salt-run cluster.installer {0}",
+    "wrong-cluster": "these installer credentials are not for cluster {0}",
+    "bad-signature": "the enrollment signature does not verify; the credentials are damaged",
+    "untrusted": "the installer certificate was not issued by this controller",
+}
+
+
+def _key_path(layout, state, node_id):
+    return Path(layout.pki_dir) / state / node_id
+
+
+def accepted_key(layout, node_id):
+    path = _key_path(layout, "minions", node_id)
+    return path.read_text() if path.exists() else None
+
+
+def preseed_key(layout, node_id, minion_pub):
+    """Accept the key before the minion first connects (Salt's pre-seeding)."""
+    directory = Path(layout.pki_dir) / "minions"
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / node_id
+    tmp = directory / f".{node_id}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(minion_pub.strip() + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
