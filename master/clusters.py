@@ -9,7 +9,7 @@ from datetime import UTC
 from pathlib import Path
 
 from . import matrix as matrix_mod
-from . import pki, spec as spec_mod
+from . import conjurer_zipapp, pki, spec as spec_mod
 from .store import AlreadyExists, NotFound
 from kubesalt.minion_bootstrap import credentials
 
@@ -91,8 +91,9 @@ def delete(store, name):
 def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None):
     """Issue a new installer credential set for `name` and write it to `dest`.
 
-    Writes <name>.pem and <name>-passphrase.txt (both 0600) and returns where they are and the
-    conjurer command line; the passphrase itself is never returned.
+    Writes <name>.pem and <name>-passphrase.txt (both 0600) and the `conjurer` executable,
+    and returns where they are and the conjurer command line; the passphrase itself is never
+    returned.
     """
     record = _record(store, name)
     spec = spec_mod.ClusterSpec.from_dict(record["spec"])
@@ -120,6 +121,7 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None)
     pass_path = dest / f"{name}-passphrase.txt"
     _write_secret(pem_path, sealed)
     _write_secret(pass_path, passphrase + "\n")
+    conjurer_zipapp.build(dest / "conjurer")
     not_after = issued.not_after.astimezone(UTC)
     store.add_installer(name, issued.serial, now, not_after.timestamp())
     return {
@@ -128,6 +130,7 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None)
         "expires": not_after.isoformat(),
         "creds_file": str(pem_path),
         "passphrase_file": str(pass_path),
+        "conjurer": str(dest / "conjurer"),
         "command": (f"sudo ./conjurer -edge-name={name} -passphrase-file={pass_path.name} "
                     f"-creds-file={pem_path.name}"),
     }
