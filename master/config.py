@@ -21,7 +21,7 @@ _WILDCARDS = ("0.0.0.0", "::")
 HEADER = "# Written by kubesalt-controller init; re-run it instead of editing by hand.\n"
 
 # Reactor SLS files under master/reactor, by the event tag they react to.
-REACTORS = {}
+REACTORS = {"salt/minion/*/start": ["minion_start.sls"]}
 
 
 def read_settings(layout):

@@ -15,7 +15,7 @@ import re
 import time
 from pathlib import Path
 
-from . import pki
+from . import keys, pki
 
 # How far the node's clock may be from ours; conjurer's precheck allows less.
 MAX_CLOCK_SKEW = 600
@@ -30,6 +30,7 @@ class EnrollmentRefused(Exception):
 
 
 def pub_sha256(pub_pem):
+    """What conjurer signs: the hash of the PEM text it read."""
     return hashlib.sha256(pub_pem.strip().encode()).hexdigest()
 
 
@@ -67,18 +68,24 @@ def enroll(store, layout, payload, address, now=None):
     if not ok:
         raise EnrollmentRefused(403, reason, _REFUSALS.get(reason, reason).format(cluster))
     node_id = request["node_id"]
-    record = store.enroll_node(node_id, cluster, request["minion_pub_sha256"],
-                               request["serial"], address, now)
+    try:
+        fingerprint = keys.spki_sha256(minion_pub)
+    except ValueError:
+        raise EnrollmentRefused(400, "malformed", "minion_pub is not a PEM public key") from None
+    key_state = keys.state_for(keys.key_states(layout.pki_dir).get(node_id), fingerprint)
+    if key_state == "mismatch":
+        raise EnrollmentRefused(409, "conflict", f"{node_id} already has another key on the "
+                                                 "controller; remove the node first "
+                                                 "(node.remove) or run conjurer -d there")
+    if key_state in ("rejected", "denied"):
+        raise EnrollmentRefused(403, "rejected", f"{node_id} was rejected by an operator")
+    record = store.enroll_node(node_id, cluster, fingerprint, request["serial"], address, now)
     auto = store.get_cluster(cluster)["spec"]["auto_approve"]
-    accepted = accepted_key(layout, node_id)
-    if accepted is not None and pub_sha256(accepted) != request["minion_pub_sha256"]:
-        raise EnrollmentRefused(409, "conflict", f"{node_id} is already approved with another "
-                                                 "key; remove the node first (node.remove)")
-    if auto and accepted is None:
+    if auto and key_state != "accepted":
         preseed_key(layout, node_id, minion_pub)
-        accepted = minion_pub
+        key_state = "accepted"
     return {"node_id": node_id, "cluster": cluster,
-            "status": "APPROVED" if accepted else "DISCOVERED",
+            "status": "APPROVED" if key_state == "accepted" else "DISCOVERED",
             "enrolled_at": record["enrolled_at"]}
 
 
@@ -93,17 +100,12 @@ _REFUSALS = {
 }
 
 
-def _key_path(layout, state, node_id):
-    return Path(layout.pki_dir) / state / node_id
-
-
-def accepted_key(layout, node_id):
-    path = _key_path(layout, "minions", node_id)
-    return path.read_text() if path.exists() else None
-
-
 def preseed_key(layout, node_id, minion_pub):
-    """Accept the key before the minion first connects (Salt's pre-seeding)."""
+    """Accept the key before the minion first connects (Salt's pre-seeding); a pending copy
+    from an earlier start of the same minion goes."""
+    pending = Path(layout.pki_dir) / "minions_pre" / node_id
+    if pending.exists():
+        pending.unlink()
     directory = Path(layout.pki_dir) / "minions"
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / node_id

@@ -254,3 +254,15 @@ class Store:
             cur = conn.execute("DELETE FROM nodes WHERE id=?", (node_id,))
             if cur.rowcount == 0:
                 raise NotFound(node_id)
+
+    def set_node_config(self, node_id, config):
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE nodes SET config=?, updated_at=? WHERE id=?",
+                               (json.dumps(config, sort_keys=True), time.time(), node_id))
+            if cur.rowcount == 0:
+                raise NotFound(node_id)
+
+    def set_node_phase(self, node_ids, phase):
+        with self.transaction() as conn:
+            conn.executemany("UPDATE nodes SET phase=?, updated_at=? WHERE id=?",
+                             [(phase, time.time(), n) for n in node_ids])

@@ -1,0 +1,139 @@
+"""Operator verbs for nodes: list, show, approve, reject, configure (and the reactor's probe).
+
+    salt-run node.list cluster=edge1 status=DISCOVERED search=10-77 sort=-created
+    salt-run node.approve node-1a2b3c4d-10-77-0-11-edge1
+    salt-run node.configure NODE roles=master,storage storage_devices=/dev/sdb interface=eth0
+
+Status is derived from Salt's key store and the controller's enrollment records; facts come
+from the minion data cache (kubesalt_facts grains, synced when the node connects).
+"""
+
+import time
+
+import salt.cache
+import salt.client
+import salt.utils.event
+import salt.utils.minions
+import salt.wheel
+
+from kubesalt.master import nodes, runner_support
+
+__virtualname__ = "node"
+PROBE_TIMEOUT = 60
+__func_alias__ = {"list_": "list"}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _pki():
+    return runner_support.layout(__opts__).pki_dir
+
+
+def _grains(node_id):
+    data = salt.cache.factory(__opts__).fetch(f"minions/{node_id}", "data") or {}
+    return data.get("grains") or {}
+
+
+def _connected():
+    return set(salt.utils.minions.CkMinions(__opts__).connected_ids())
+
+
+def _fire(node_id, status, data=None):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"],
+                                           listen=False) as bus:
+        bus.fire_event(dict(data or {}, id=node_id, status=status),
+                       f"kubesalt/node/{node_id}/{status}")
+
+
+def _call(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except nodes.NodeError as exc:
+        return runner_support.refused(__context__, exc.errors)
+
+
+def list_(cluster=None, status=None, search=None, sort="hostname"):
+    """Enrolled nodes with their status; filter by cluster, status or search text (a
+    substring or glob of id, cluster, status, address); sort by hostname, status, created or
+    cluster (prefix - to reverse)."""
+    return _call(nodes.list_nodes, runner_support.store(__opts__), _pki(), cluster=cluster,
+                 status=status, search=search, sort=sort, connected_ids=_connected())
+
+
+def show(node):
+    """One node with every probed fact."""
+    def _show():
+        _, shown = nodes.get(runner_support.store(__opts__), _pki(), node, _grains(node),
+                             node in _connected())
+        return shown
+    return _call(_show)
+
+
+def approve(node):
+    """Accept a DISCOVERED node's key: it joins its cluster and gets probed."""
+    def _approve():
+        nodes.check_approvable(runner_support.store(__opts__), _pki(), node)
+        salt.wheel.WheelClient(__opts__).cmd("key.accept", [node])
+        _fire(node, "APPROVED")
+        return {"node": node, "status": "APPROVED"}
+    return _call(_approve)
+
+
+def reject(node):
+    """Reject a node's key: it can run nothing from the controller."""
+    def _reject():
+        nodes.check_rejectable(runner_support.store(__opts__), _pki(), node)
+        salt.wheel.WheelClient(__opts__).cmd("key.reject", [node],
+                                             {"include_accepted": True})
+        _fire(node, "REJECTED")
+        return {"node": node, "status": "REJECTED"}
+    return _call(_reject)
+
+
+def configure(node, roles=None, interface=None, storage_devices=None):
+    """Set a node's roles (master, worker, storage), network interface and storage devices,
+    validated against its probed facts and its cluster's type."""
+    def _configure():
+        store = runner_support.store(__opts__)
+        record, shown = nodes.get(store, _pki(), node)
+        if shown["status"] != "APPROVED":
+            raise nodes.NodeError([{"field": "node", "message": f"{node} is {shown['status']}; "
+                                                                "only APPROVED nodes are "
+                                                                "configured"}])
+        grains = _grains(node)
+        if not grains.get("kubesalt_interfaces"):
+            raise nodes.NodeError([{"field": "node", "message": f"{node} has not been probed "
+                                                                "yet; wait for it to connect"}])
+        spec = store.get_cluster(record["cluster"])["spec"]
+        config = nodes.validate_config(spec, grains, roles, interface, storage_devices)
+        store.set_node_config(node, config)
+        _fire(node, "CONFIGURED", config)
+        return {"node": node, "config": config}
+    return _call(_configure)
+
+
+def probe(node_id):
+    """Sync kubesalt's modules and grains to an approved node (the reactor calls this when a
+    minion starts). Trusts nothing from the event: only enrolled, accepted nodes are probed."""
+    store = runner_support.store(__opts__)
+    try:
+        _, shown = nodes.get(store, _pki(), node_id)
+    except nodes.NodeError:
+        return {"probed": False, "reason": "not an enrolled node"}
+    if shown["status"] in ("ENROLLED", "DISCOVERED", "REJECTED", "KEY_MISMATCH"):
+        return {"probed": False, "reason": shown["status"]}
+    client = salt.client.get_local_client(__opts__["conf_file"])
+    client.cmd(node_id, "saltutil.sync_all", kwarg={"refresh": True}, timeout=60)
+    # sync_all reloads modules asynchronously on the minion: wait until our grains answer,
+    # then refresh pillar with wait=True, which is what stores the grains in the master's cache.
+    deadline = time.monotonic() + PROBE_TIMEOUT
+    while time.monotonic() < deadline:
+        answer = client.cmd(node_id, "grains.get", ["kubesalt_interfaces"], timeout=10)
+        if answer.get(node_id):
+            client.cmd(node_id, "saltutil.refresh_pillar", kwarg={"wait": True}, timeout=60)
+            _fire(node_id, "PROBED")
+            return {"probed": True}
+        time.sleep(0.5)
+    return {"probed": False, "reason": f"no facts from {node_id} within {PROBE_TIMEOUT}s"}
