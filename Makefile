@@ -17,7 +17,7 @@ venv: $(VENV)/.installed
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --target-version py38 minion_bootstrap
-	find states -name '*.sls' -print0 | xargs -0 -r $(VENV)/bin/salt-lint
+	find states master/reactor -name '*.sls' -print0 | xargs -0 -r $(VENV)/bin/salt-lint
 
 # The lab needs root, systemd-nspawn and debootstrap; its tests skip with the reason otherwise.
 lab-prepare: venv
