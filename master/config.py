@@ -67,7 +67,8 @@ def master_config(layout, settings):
 def kubesalt_config(layout, settings):
     reactor_dir = tree.reactor_dir()
     return {
-        "file_roots": {"base": [str(tree.states_dir()), str(tree.modules_dir())]},
+        "file_roots": {"base": [str(tree.states_dir()), str(tree.modules_dir()),
+                                str(layout.fileserver_dir)]},
         "pillar_roots": {"base": [str(tree.pillar_dir())]},
         "runner_dirs": [str(tree.runners_dir())],
         "pillar_dirs": [str(tree.pillar_dir() / "ext")],

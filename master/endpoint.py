@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-ARTIFACT_PREFIX = "/artifacts/"
+ARTIFACT_PREFIX = "/artifacts/"  # serves Layout.artifacts_dir
 
 
 class EndpointServer(http.server.ThreadingHTTPServer):

@@ -61,5 +61,10 @@ class Layout:
         return self.state_dir / "pki"
 
     @property
+    def fileserver_dir(self):
+        """A file_roots entry of the master: what nodes fetch as salt://..."""
+        return self.state_dir / "files"
+
+    @property
     def artifacts_dir(self):
-        return self.state_dir / "artifacts"
+        return self.fileserver_dir / "kubesalt-artifacts"

@@ -50,6 +50,35 @@ MIGRATIONS = [
     );
     CREATE INDEX nodes_by_cluster ON nodes(cluster);
     """,
+    """
+    CREATE TABLE operations (
+        id           TEXT PRIMARY KEY,
+        cluster      TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+        kind         TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        started_at   REAL,
+        finished_at  REAL,
+        pid          INTEGER,
+        error        TEXT,
+        failed_stage TEXT,
+        failed_node  TEXT
+    );
+    CREATE INDEX operations_by_cluster ON operations(cluster, created_at);
+    CREATE TABLE operation_stages (
+        operation    TEXT NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        position     INTEGER NOT NULL,
+        name         TEXT NOT NULL,
+        title        TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        nodes        TEXT NOT NULL,
+        started_at   REAL,
+        finished_at  REAL,
+        error        TEXT,
+        node_results TEXT,
+        PRIMARY KEY (operation, position)
+    );
+    """,
 ]
 
 
@@ -266,3 +295,97 @@ class Store:
         with self.transaction() as conn:
             conn.executemany("UPDATE nodes SET phase=?, updated_at=? WHERE id=?",
                              [(phase, time.time(), n) for n in node_ids])
+
+    # ---- operations ---------------------------------------------------------------------------
+
+    def create_operation(self, op_id, cluster, kind, stages, is_alive):
+        """Record a new operation with its stages, unless another one of this cluster is still
+        active. `is_alive(pid)` tells a running operation from one whose process died (then it
+        is marked failed as interrupted, and the new one may start)."""
+        now = time.time()
+        with self.transaction() as conn:
+            self.get_cluster(cluster, conn)
+            for row in conn.execute("SELECT * FROM operations WHERE cluster=? AND state IN "
+                                    "('queued','running')", (cluster,)).fetchall():
+                if row["pid"] is not None and not is_alive(row["pid"]):
+                    self._interrupt(conn, row["id"], now)
+                    continue
+                raise AlreadyExists(row["id"])
+            conn.execute("INSERT INTO operations(id, cluster, kind, state, created_at) "
+                         "VALUES (?,?,?,?,?)", (op_id, cluster, kind, "queued", now))
+            conn.executemany(
+                "INSERT INTO operation_stages(operation, position, name, title, state, nodes, "
+                "error) VALUES (?,?,?,?,?,?,?)",
+                [(op_id, i, st["name"], st["title"], "skipped" if st["skip"] else "pending",
+                  json.dumps(st["nodes"]), st["skip"] or None) for i, st in enumerate(stages)])
+
+    def _interrupt(self, conn, op_id, now):
+        conn.execute("UPDATE operation_stages SET state='failed', finished_at=?, "
+                     "error='interrupted: the operation process stopped' WHERE operation=? "
+                     "AND state='running'", (now, op_id))
+        failed = conn.execute("SELECT name FROM operation_stages WHERE operation=? AND "
+                              "state='failed' ORDER BY position", (op_id,)).fetchone()
+        conn.execute("UPDATE operations SET state='failed', finished_at=?, error=?, "
+                     "failed_stage=COALESCE(failed_stage, ?) WHERE id=?",
+                     (now, "interrupted: the operation process stopped",
+                      failed["name"] if failed else None, op_id))
+
+    def reap_operations(self, cluster, is_alive):
+        """Mark operations whose process died as failed (interrupted)."""
+        now = time.time()
+        with self.transaction() as conn:
+            for row in conn.execute("SELECT * FROM operations WHERE cluster=? AND state IN "
+                                    "('queued','running') AND pid IS NOT NULL",
+                                    (cluster,)).fetchall():
+                if not is_alive(row["pid"]):
+                    self._interrupt(conn, row["id"], now)
+
+    def start_operation(self, op_id, pid):
+        with self.transaction() as conn:
+            conn.execute("UPDATE operations SET state='running', started_at=?, pid=? "
+                         "WHERE id=?", (time.time(), pid, op_id))
+
+    def stage_started(self, op_id, name):
+        with self.transaction() as conn:
+            conn.execute("UPDATE operation_stages SET state='running', started_at=?, "
+                         "finished_at=NULL, error=NULL WHERE operation=? AND name=?",
+                         (time.time(), op_id, name))
+
+    def stage_finished(self, op_id, name, ok, error=None, node_results=None):
+        with self.transaction() as conn:
+            conn.execute("UPDATE operation_stages SET state=?, finished_at=?, error=?, "
+                         "node_results=? WHERE operation=? AND name=?",
+                         ("done" if ok else "failed", time.time(), error,
+                          json.dumps(node_results) if node_results is not None else None,
+                          op_id, name))
+
+    def finish_operation(self, op_id, ok, error=None, failed_stage=None, failed_node=None):
+        with self.transaction() as conn:
+            conn.execute("UPDATE operations SET state=?, finished_at=?, error=?, "
+                         "failed_stage=?, failed_node=? WHERE id=?",
+                         ("done" if ok else "failed", time.time(), error, failed_stage,
+                          failed_node, op_id))
+
+    def operation(self, op_id):
+        with self.reading() as conn:
+            row = conn.execute("SELECT * FROM operations WHERE id=?", (op_id,)).fetchone()
+            if row is None:
+                raise NotFound(op_id)
+            stages = conn.execute("SELECT * FROM operation_stages WHERE operation=? "
+                                  "ORDER BY position", (op_id,)).fetchall()
+        data = dict(row)
+        data["stages"] = []
+        for stage in stages:
+            entry = dict(stage)
+            entry["nodes"] = json.loads(entry["nodes"])
+            entry["node_results"] = (json.loads(entry["node_results"])
+                                     if entry["node_results"] else None)
+            entry.pop("operation")
+            data["stages"].append(entry)
+        return data
+
+    def operations(self, cluster):
+        with self.reading() as conn:
+            rows = conn.execute("SELECT id FROM operations WHERE cluster=? ORDER BY "
+                                "created_at", (cluster,)).fetchall()
+        return [self.operation(r["id"]) for r in rows]

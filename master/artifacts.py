@@ -1,0 +1,118 @@
+"""The controller's artifact store: the binaries and manifests nodes install, with checksums.
+
+Nodes never reach the internet; they fetch from the controller (`salt://kubesalt-artifacts/...`
+through Salt's fileserver, or the HTTPS endpoint) and verify the sha256 recorded here. The store
+is filled by `salt-run artifacts.sync VERSION`, from upstream release URLs or, for air-gapped
+sites, from a local directory laid out like the store.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from . import tree
+
+INDEX = "index.json"
+SALT_PREFIX = "salt://kubesalt-artifacts/"
+ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def catalogue():
+    with open(tree.pillar_dir() / "kubesalt" / "artifacts.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["artifacts"]
+
+
+def component_versions(matrix, k8s_version):
+    versions = dict(matrix.components(k8s_version))
+    versions["kubernetes"] = k8s_version
+    versions["rook_ceph"] = matrix.rook_ceph
+    return versions
+
+
+def wanted(matrix, k8s_version, arch="amd64"):
+    """{artifact name: store path} for one Kubernetes release."""
+    versions = component_versions(matrix, k8s_version)
+    return {name: entry["path"].format(version=versions[entry["component"]], arch=arch)
+            for name, entry in catalogue().items()}
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_index(artifacts_dir):
+    try:
+        with open(Path(artifacts_dir) / INDEX, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return {}
+
+
+def _write_index(artifacts_dir, index):
+    tmp = Path(artifacts_dir) / (INDEX + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(index, handle, indent=2, sort_keys=True)
+    os.replace(tmp, Path(artifacts_dir) / INDEX)
+
+
+def _fetch(url, dest):
+    with urllib.request.urlopen(url, timeout=300) as resp, open(dest, "wb") as out:  # noqa: S310
+        shutil.copyfileobj(resp, out)
+
+
+def sync(artifacts_dir, matrix, k8s_version, source=None, arch="amd64"):
+    """Put every artifact of `k8s_version` into the store. With `source` (a directory) files
+    are copied from <source>/<store path>; a <file>.sha256 beside one is verified. Returns
+    {path: sha256} of what the store now holds for this release."""
+    artifacts_dir = Path(artifacts_dir)
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    index = read_index(artifacts_dir)
+    synced = {}
+    urls = {name: entry["url"] for name, entry in catalogue().items()}
+    versions = component_versions(matrix, k8s_version)
+    for name, path in wanted(matrix, k8s_version, arch).items():
+        dest = artifacts_dir / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        if source:
+            origin = Path(source) / path
+            if not origin.is_file():
+                raise FileNotFoundError(f"{origin} is missing from the source directory")
+            shutil.copyfile(origin, tmp)
+            expected = origin.with_name(origin.name + ".sha256")
+            if expected.exists():
+                want = expected.read_text().split()[0]
+                if _sha256(tmp) != want:
+                    tmp.unlink()
+                    raise ValueError(f"{origin} does not match {expected.name}")
+        else:
+            entry = catalogue()[name]
+            version = versions[entry["component"]]
+            _fetch(urls[name].format(version=version, arch=arch), tmp)
+        os.replace(tmp, dest)
+        digest = _sha256(dest)
+        index[path] = digest
+        synced[path] = digest
+    _write_index(artifacts_dir, index)
+    return synced
+
+
+def missing(artifacts_dir, matrix, k8s_version, arch="amd64"):
+    index = read_index(artifacts_dir)
+    return sorted(p for p in wanted(matrix, k8s_version, arch).values() if p not in index)
+
+
+def pillar_entries(artifacts_dir, matrix, k8s_version, arch="amd64"):
+    """What the states get: {artifact: {source: salt://..., sha256: hex}}."""
+    index = read_index(artifacts_dir)
+    return {name: {"source": SALT_PREFIX + path, "sha256": index[path]}
+            for name, path in wanted(matrix, k8s_version, arch).items() if path in index}

@@ -1,0 +1,151 @@
+"""Running an operation (provisioning today) and reading its record.
+
+The executor renders the orchestration from the operation's stages (the plan as data), lets
+Salt run it, and records the outcome: which stage failed, on which node, with the failing
+state's comment. Stage start/finish times are recorded by the orchestration itself, through the
+`operation.stage_*` runners, so `cluster.status` shows a stage as running while it runs.
+"""
+
+import os
+import time
+
+ORCHESTRATION = "orch.provision"
+
+
+def orchestration_pillar(op):
+    return {"kubesalt_operation": {
+        "id": op["id"],
+        "cluster": op["cluster"],
+        "stages": [{"name": s["name"], "title": s["title"], "nodes": s["nodes"],
+                    "sls": s.get("sls", ""), "parallel": s.get("parallel", True),
+                    "timeout": s.get("timeout", 600)}
+                   for s in op["stages"] if s["state"] != "skipped"],
+    }}
+
+
+def _stage_of(state_key):
+    # state keys look like "salt_|-Run stage etcd_|-Run stage etcd_|-state"
+    parts = state_key.split("_|-")
+    label = parts[1] if len(parts) > 1 else state_key
+    for prefix in ("Run stage ", "Start stage ", "Finish stage "):
+        if label.startswith(prefix):
+            return label[len(prefix):]
+    return None
+
+
+def failures(orchestrate_return):
+    """[(stage, node or None, comment)] for every failed step of an orchestrate return."""
+    found = []
+    data = orchestrate_return.get("data", orchestrate_return) if isinstance(
+        orchestrate_return, dict) else {}
+    for master_result in data.values():
+        if not isinstance(master_result, dict):
+            found.append((None, None, str(master_result)))
+            continue
+        for key, result in sorted(master_result.items(),
+                                  key=lambda kv: kv[1].get("__run_num__", 0)
+                                  if isinstance(kv[1], dict) else 0):
+            if not isinstance(result, dict) or result.get("result") is not False:
+                continue
+            stage = _stage_of(key)
+            minions = (result.get("changes") or {}).get("ret") or {}
+            per_node = [(node, _failed_comment(states)) for node, states in sorted(
+                minions.items()) if _failed_comment(states)]
+            if per_node:
+                found.extend((stage, node, comment) for node, comment in per_node)
+            else:
+                found.append((stage, None, result.get("comment", "failed")))
+    return found
+
+
+def _failed_comment(states):
+    if not isinstance(states, dict):
+        return str(states) if states else None
+    for result in sorted((s for s in states.values() if isinstance(s, dict)),
+                         key=lambda s: s.get("__run_num__", 0)):
+        if result.get("result") is False:
+            comment = result.get("comment", "")
+            if isinstance(comment, list):
+                comment = "; ".join(str(c) for c in comment)
+            return f"{result.get('__id__', '')}: {comment}".strip(": ")
+    return None
+
+
+def execute(store, run_orchestration, op_id, ensure_secrets=None):
+    """Run operation `op_id` to its end. `run_orchestration(mods, pillar)` returns the
+    orchestrate return; `ensure_secrets(cluster)` prepares the cluster's PKI first."""
+    op = store.operation(op_id)
+    cluster = op["cluster"]
+    node_ids = sorted({n for s in op["stages"] for n in s["nodes"]})
+    store.start_operation(op_id, os.getpid())
+    store.set_cluster_state(cluster, "PROVISIONING")
+    store.set_node_phase(node_ids, "PROVISIONING")
+    try:
+        if ensure_secrets is not None:
+            ensure_secrets(cluster)
+        result = run_orchestration(ORCHESTRATION, orchestration_pillar(op))
+        failed = failures(result) if _failed(result) else []
+        if _failed(result) and not failed:
+            failed = [(None, None, "the orchestration failed without a failing step")]
+    except Exception as exc:  # noqa: BLE001 - any failure must end in the record
+        failed = [(None, None, f"{type(exc).__name__}: {exc}")]
+    op = store.operation(op_id)
+    if failed:
+        stage, node, comment = _first_failure(op, failed)
+        store.stage_finished(op_id, stage, False, error=comment,
+                             node_results={node: comment} if node else None)
+        store.finish_operation(op_id, False, error=comment, failed_stage=stage,
+                               failed_node=node)
+        store.set_node_phase(node_ids, "FAILED")
+        store.set_cluster_state(cluster, "FAILED")
+        return store.operation(op_id)
+    store.stage_started(op_id, "ready")
+    store.set_node_phase(node_ids, "READY")
+    store.set_cluster_state(cluster, "READY")
+    store.stage_finished(op_id, "ready", True)
+    store.finish_operation(op_id, True)
+    return store.operation(op_id)
+
+
+def _failed(result):
+    if not isinstance(result, dict):
+        return True
+    return bool(result.get("retcode")) or result.get("success") is False
+
+
+def _first_failure(op, failed):
+    """The earliest stage in plan order that failed; falls back to the running stage."""
+    order = {s["name"]: i for i, s in enumerate(op["stages"])}
+    named = [f for f in failed if f[0] in order]
+    if named:
+        return min(named, key=lambda f: order[f[0]])
+    running = [s["name"] for s in op["stages"] if s["state"] == "running"]
+    stage = running[0] if running else next(
+        (s["name"] for s in op["stages"] if s["state"] == "pending"), op["stages"][-1]["name"])
+    return stage, failed[0][1], failed[0][2]
+
+
+def status_view(op):
+    """An operation for people: each stage with its state, start, duration, nodes, error."""
+    stages = []
+    for stage in op["stages"]:
+        duration = None
+        if stage["started_at"] and stage["finished_at"]:
+            duration = round(stage["finished_at"] - stage["started_at"], 1)
+        elif stage["started_at"]:
+            duration = round(time.time() - stage["started_at"], 1)
+        stages.append({
+            "stage": stage["name"], "title": stage["title"], "state": stage["state"],
+            "started": _iso(stage["started_at"]), "duration_s": duration,
+            "nodes": stage["nodes"], "error": stage["error"],
+        })
+    return {"operation": op["id"], "kind": op["kind"], "state": op["state"],
+            "started": _iso(op["started_at"]), "finished": _iso(op["finished_at"]),
+            "failed_stage": op["failed_stage"], "failed_node": op["failed_node"],
+            "error": op["error"], "stages": stages}
+
+
+def _iso(timestamp):
+    if not timestamp:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -1,0 +1,158 @@
+"""Provisioning a cluster: validation of its nodes against its type, then one operation.
+
+Validation lists every problem at once. The operation itself runs in its own process
+(`salt-run operation.execute ID`, detached), so `cluster.provision` returns at once with the
+operation id and the operation outlives the operator's shell.
+"""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from . import keys, nodes as nodes_mod, plan
+from .store import AlreadyExists, NotFound
+
+CILIUM_MIN_KERNEL = (4, 19, 57)
+ARM = ("aarch64", "arm64")
+
+
+class ProvisionError(ValueError):
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+
+def _kernel(release):
+    parts = []
+    for piece in str(release).split("-")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple((parts + [0, 0, 0])[:3])
+
+
+def validate(spec, nodes, grains_of, new_only=False):
+    """`nodes` are node views (id, status, config) of the cluster; `grains_of(id)` their facts.
+    Returns the nodes to provision in join order (first master first)."""
+    errors = []
+
+    def problem(field, message):
+        errors.append({"field": field, "message": message})
+
+    active = [n for n in nodes if n["status"] != "REJECTED"]
+    for node in active:
+        if node["status"] not in ("APPROVED", "READY", "FAILED", "PROVISIONING"):
+            problem("nodes", f"{node['id']} is {node['status']}; approve it (node.approve) or "
+                             "reject it first")
+        elif not node["config"]:
+            problem("nodes", f"{node['id']} has no configuration; run node.configure")
+    configured = [n for n in active if n["config"]]
+    masters = [n for n in configured if "master" in n["config"]["roles"]]
+    workers = [n for n in configured if "master" not in n["config"]["roles"]]
+    storage = [n for n in configured if "storage" in n["config"]["roles"]]
+    want = 3 if spec["ha"] else 1
+    if len(masters) != want:
+        problem("masters", f"a {spec['type']} cluster needs exactly {want} master(s); "
+                           f"{len(masters)} configured")
+    if spec["dedicated_master"] and not workers:
+        problem("workers", f"a {spec['type']} cluster needs at least 1 dedicated worker; "
+                           "configure a node with roles=worker")
+    if spec.get("storage", "none") != "none":
+        need = 3 if spec["ha"] else 1
+        if len(storage) < need:
+            problem("storage", f"the {spec['blueprint']} blueprint needs at least {need} "
+                               f"storage node(s); {len(storage)} configured")
+    for node in configured:
+        grains = grains_of(node["id"])
+        if spec["cni"] == "cilium":
+            if str(grains.get("os_family")) == "RedHat" and str(grains.get("osmajorrelease")) \
+                    == "7":
+                problem("cni", f"{node['id']} runs RHEL/CentOS 7, which cilium does not "
+                               "support")
+            if _kernel(grains.get("kernelrelease", "0")) < CILIUM_MIN_KERNEL:
+                problem("cni", f"{node['id']} has kernel {grains.get('kernelrelease')}; cilium "
+                               "needs 4.19.57 or newer")
+        if grains.get("cpuarch") in ARM and ("master" in node["config"]["roles"]
+                                             or str(grains.get("os")) != "Ubuntu"):
+            problem("nodes", f"{node['id']} is arm64: it can only be an Ubuntu worker")
+    if errors:
+        raise ProvisionError(errors)
+    if new_only:
+        for node in masters:
+            if node["status"] == "APPROVED":
+                problem("nodes", f"{node['id']} would be a new master of a READY cluster; only "
+                                 "workers can be added")
+        if errors:
+            raise ProvisionError(errors)
+    return sorted(masters, key=lambda n: n["id"]) + sorted(workers, key=lambda n: n["id"])
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def resume_point(store, cluster):
+    """The failed stage of the last operation, when it failed; provisioning resumes there."""
+    history = store.operations(cluster)
+    if history and history[-1]["kind"] == "provision" and history[-1]["state"] == "failed":
+        return history[-1]["failed_stage"]
+    return None
+
+
+def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
+    """Validate and start provisioning `cluster`; returns the operation record."""
+    try:
+        record = store.get_cluster(cluster)
+    except NotFound:
+        raise ProvisionError([{"field": "name", "message": f"no cluster named {cluster!r}"}]) \
+            from None
+    spec = dict(record["spec"])
+    from . import spec as spec_mod  # noqa: PLC0415 - avoid a cycle at import time
+
+    spec["type"] = spec_mod.ClusterSpec.from_dict(record["spec"]).cluster_type
+    store.reap_operations(cluster, _alive)
+    states = keys.key_states(layout.pki_dir)
+    views = [nodes_mod.view(n, keys.state_for(states.get(n["id"]), n["pub_sha256"]))
+             for n in store.list_nodes(cluster)]
+    adding = record["state"] == "READY"
+    ordered = validate(spec, views, grains_of, new_only=adding)
+    only = None
+    if adding:
+        only = {n["id"] for n in ordered if n["status"] == "APPROVED"}
+        if not only:
+            raise ProvisionError([{"field": "nodes", "message": "the cluster is READY and has "
+                                                               "no new configured node to add"}])
+    resume = None if adding else resume_point(store, cluster)
+    stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
+                          resume_from=resume, only=only)
+    op_id = f"op-{secrets.token_hex(4)}"
+    try:
+        store.create_operation(op_id, cluster, "provision", stages, _alive)
+    except AlreadyExists as exc:
+        raise ProvisionError([{"field": "name", "message": f"operation {exc.args[0]} is still "
+                                                          f"running on {cluster}; wait for it "
+                                                          "(cluster.status)"}]) from None
+    if spawn:
+        store.start_operation(op_id, spawn_executor(layout, conf_dir, op_id))
+    return store.operation(op_id)
+
+
+def spawn_executor(layout, conf_dir, op_id):
+    log_dir = Path(layout.state_dir) / "operations"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    salt_run = Path(sys.executable).parent / "salt-run"
+    with open(log_dir / f"{op_id}.log", "ab") as log:
+        proc = subprocess.Popen(  # noqa: S603
+            [str(salt_run), "-c", str(conf_dir), "--out=json", "operation.execute", op_id],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True)
+    return proc.pid

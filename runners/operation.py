@@ -1,0 +1,52 @@
+"""Operation plumbing: the detached executor and the stage records the orchestration writes.
+
+Operators do not call these; `cluster.provision` starts `operation.execute` and the
+orchestration calls `operation.stage_started` / `operation.stage_finished`. Each also fires
+`kubesalt/operation/<id>/...` events on the master bus.
+"""
+
+import salt.runner
+import salt.utils.event
+
+from kubesalt.master import cluster_secrets, operations, runner_support
+
+__virtualname__ = "operation"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _fire(tag, data):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"],
+                                           listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def execute(operation_id):
+    """Run an operation to its end (started detached by cluster.provision)."""
+    store = runner_support.store(__opts__)
+    runner = salt.runner.RunnerClient(__opts__)
+    layout = runner_support.layout(__opts__)
+
+    def run_orchestration(mods, pillar):
+        return runner.cmd("state.orchestrate", [mods], kwarg={"pillar": pillar},
+                          full_return=False, print_event=False)
+
+    result = operations.execute(
+        store, run_orchestration, operation_id,
+        ensure_secrets=lambda cluster: cluster_secrets.ensure(layout, cluster))
+    _fire(f"kubesalt/operation/{operation_id}/{result['state']}", operations.status_view(result))
+    return operations.status_view(result)
+
+
+def stage_started(operation, stage):
+    runner_support.store(__opts__).stage_started(operation, stage)
+    _fire(f"kubesalt/operation/{operation}/stage/{stage}/running", {"stage": stage})
+    return True
+
+
+def stage_finished(operation, stage):
+    runner_support.store(__opts__).stage_finished(operation, stage, True)
+    _fire(f"kubesalt/operation/{operation}/stage/{stage}/done", {"stage": stage})
+    return True
