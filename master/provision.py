@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import keys, nodes as nodes_mod, plan
+from . import artifacts, keys, matrix as matrix_mod, nodes as nodes_mod, plan
 from .store import AlreadyExists, NotFound
 
 CILIUM_MIN_KERNEL = (4, 19, 57)
@@ -88,7 +88,7 @@ def validate(spec, nodes, grains_of, new_only=False):
     return sorted(masters, key=lambda n: n["id"]) + sorted(workers, key=lambda n: n["id"])
 
 
-def _alive(pid):
+def process_alive(pid):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -119,12 +119,20 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
     from . import spec as spec_mod  # noqa: PLC0415 - avoid a cycle at import time
 
     spec["type"] = spec_mod.ClusterSpec.from_dict(record["spec"]).cluster_type
-    store.reap_operations(cluster, _alive)
+    store.reap_operations(cluster, process_alive)
     states = keys.key_states(layout.pki_dir)
     views = [nodes_mod.view(n, keys.state_for(states.get(n["id"]), n["pub_sha256"]))
              for n in store.list_nodes(cluster)]
     adding = record["state"] == "READY"
     ordered = validate(spec, views, grains_of, new_only=adding)
+    lacking = artifacts.missing(layout.artifacts_dir, matrix_mod.default(), spec["k8s_version"])
+    if lacking:
+        raise ProvisionError([{"field": "artifacts", "message": f"the artifact store lacks "
+                                                               f"{len(lacking)} file(s) for "
+                                                               f"{spec['k8s_version']}, e.g. "
+                                                               f"{lacking[0]}; run salt-run "
+                                                               "artifacts.sync "
+                                                               f"{spec['k8s_version']}"}])
     only = None
     if adding:
         only = {n["id"] for n in ordered if n["status"] == "APPROVED"}
@@ -136,7 +144,7 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
                           resume_from=resume, only=only)
     op_id = f"op-{secrets.token_hex(4)}"
     try:
-        store.create_operation(op_id, cluster, "provision", stages, _alive)
+        store.create_operation(op_id, cluster, "provision", stages, process_alive)
     except AlreadyExists as exc:
         raise ProvisionError([{"field": "name", "message": f"operation {exc.args[0]} is still "
                                                           f"running on {cluster}; wait for it "
