@@ -76,15 +76,13 @@ def validate(spec, nodes, grains_of, new_only=False):
         if grains.get("cpuarch") in ARM and ("master" in node["config"]["roles"]
                                              or str(grains.get("os")) != "Ubuntu"):
             problem("nodes", f"{node['id']} is arm64: it can only be an Ubuntu worker")
-    if errors:
-        raise ProvisionError(errors)
     if new_only:
         for node in masters:
             if node["status"] == "APPROVED":
                 problem("nodes", f"{node['id']} would be a new master of a READY cluster; only "
                                  "workers can be added")
-        if errors:
-            raise ProvisionError(errors)
+    if errors:
+        raise ProvisionError(errors)
     return sorted(masters, key=lambda n: n["id"]) + sorted(workers, key=lambda n: n["id"])
 
 

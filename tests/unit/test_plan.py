@@ -1,0 +1,56 @@
+from kubesalt.master import plan
+
+
+def node(node_id, *roles):
+    return {"id": node_id, "config": {"roles": list(roles)}}
+
+
+NODES = [node("m1", "master"), node("m2", "master"), node("m3", "master"),
+         node("w1", "worker", "storage")]
+
+
+def by_name(stages):
+    return {s["name"]: s for s in stages}
+
+
+def test_order_matches_design():
+    assert plan.STAGE_NAMES == (
+        "prechecks", "os", "binaries", "containerd", "consul", "etcd", "control-plane-init",
+        "control-plane-join", "worker-join", "cni", "taints", "cert-manager", "operator",
+        "storage", "wait-for-pods", "ready")
+
+
+def test_targets_for_dedicated_multi():
+    stages = by_name(plan.resolve({"storage": "rook-ceph"}, NODES))
+    assert stages["etcd"]["nodes"] == ["m1", "m2", "m3"]
+    assert stages["control-plane-init"]["nodes"] == ["m1"]
+    assert stages["control-plane-join"]["nodes"] == ["m2", "m3"]
+    assert stages["control-plane-join"]["parallel"] is False
+    assert stages["worker-join"]["nodes"] == ["w1"]
+    assert stages["binaries"]["nodes"] == ["m1", "m2", "m3", "w1"]
+    assert not any(s["skip"] for s in stages.values())
+
+
+def test_single_master_skips_join_and_storage_without_blueprint_storage():
+    stages = by_name(plan.resolve({"storage": "none"}, [node("m1", "master", "worker")]))
+    assert stages["control-plane-join"]["skip"] == "no node has this role"
+    assert stages["worker-join"]["skip"] == "no node has this role"
+    assert stages["storage"]["skip"] == "the blueprint has no storage"
+    assert stages["ready"]["skip"] == ""
+
+
+def test_resume_skips_earlier_stages_only():
+    stages = plan.resolve({"storage": "rook-ceph"}, NODES, resume_from="control-plane-join")
+    names = [s["name"] for s in stages if s["skip"] == "done in an earlier run"]
+    assert names == list(plan.STAGE_NAMES[:plan.STAGE_NAMES.index("control-plane-join")])
+    assert by_name(stages)["control-plane-join"]["skip"] == ""
+
+
+def test_adding_nodes_touches_only_them():
+    stages = by_name(plan.resolve({"storage": "rook-ceph"}, NODES + [node("w2", "worker")],
+                                  only={"w2"}))
+    assert stages["binaries"]["nodes"] == ["w2"]
+    assert stages["worker-join"]["nodes"] == ["w2"]
+    assert stages["etcd"]["skip"] == "the cluster has it already"
+    assert stages["cni"]["skip"] == "the cluster has it already"
+    assert stages["wait-for-pods"]["skip"] == ""
