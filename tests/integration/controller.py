@@ -63,6 +63,9 @@ class Controller:
             data = json.loads(proc.stdout) if proc.stdout.strip() else None
         except json.JSONDecodeError:
             data = proc.stdout
+        # salt-run exits 0 when a runner module fails to load; that is never a pass here.
+        if isinstance(data, str) and "is not available" in data:
+            raise AssertionError(f"salt-run {fun}: runner not loaded: {data}\n{proc.stderr}")
         return proc.returncode, data
 
     def run_ok(self, fun, *args):
