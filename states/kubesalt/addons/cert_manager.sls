@@ -1,0 +1,16 @@
+{#- cert-manager from its upstream release manifest. #}
+{%- from "kubesalt/map.jinja" import kubesalt, node, versions, is_first_master, need
+    with context %}
+{%- from "kubesalt/addons/manifest.jinja" import upstream_manifest with context %}
+
+{%- if not is_first_master %}
+
+cert-manager is installed from the first master only:
+  test.fail_without_changes:
+    - comment: "{{ node.get('id', grains['id']) }} is not the first master"
+{%- else %}
+{{- need(["artifacts:cert_manager_manifest", "versions:cert_manager"]) }}
+{{ upstream_manifest("cert-manager", "cert_manager_manifest",
+                     "cert-manager-" ~ versions.cert_manager ~ ".yaml",
+                     kubesalt.addons.cert_manager_namespace) }}
+{%- endif %}
