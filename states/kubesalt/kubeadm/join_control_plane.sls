@@ -9,7 +9,10 @@
 
 kubeadm control-plane join runs on the other masters only:
   test.fail_without_changes:
-    - comment: "{{ node.get('id', grains['id']) }} is {{ 'the first master (it runs kubesalt.kubeadm.init)' if is_first_master else 'not a master (it runs kubesalt.kubeadm.join_worker)' }}"
+    - comment: >-
+        {{ node.get("id", grains["id"]) }} is
+        {{ "the first master (it runs kubesalt.kubeadm.init)" if is_first_master
+           else "not a master (it runs kubesalt.kubeadm.join_worker)" }}
 {%- else %}
 {{- need(["kubeadm:token", "kubeadm:ca_cert_hash", "kubeadm:certificate_key",
           "cluster:control_plane_endpoint"]) }}
