@@ -49,19 +49,21 @@ def test_every_sls_renders_without_errors(records):
     assert not empty, f"rendered to no state: {empty[:5]}"
 
 
-def test_requisites_point_at_states_of_the_same_run(records):
+def broken_requisites(states):
+    ids = {(s["fun"].split(".")[0], sid) for sid, s in states.items()}
+    names = {(s["fun"].split(".")[0], s["args"].get("name", sid)) for sid, s in states.items()}
     broken = []
-    for record in records:
-        states = record["states"]
-        names = {(s["fun"].split(".")[0], s["args"].get("name", sid)) for sid, s in states.items()}
-        ids = {(s["fun"].split(".")[0], sid) for sid, s in states.items()}
-        for state_id, state in states.items():
-            for requisite in REQUISITES:
-                for entry in state["args"].get(requisite, []):
-                    (module, target), = entry.items()
-                    if (module, target) not in ids | names and module != "sls":
-                        broken.append(f"{where(record)}: {state_id!r} {requisite} "
-                                      f"{module}: {target!r}")
+    for state_id, state in states.items():
+        for requisite in REQUISITES:
+            for entry in state["args"].get(requisite, []):
+                (module, target), = entry.items()
+                if (module, target) not in ids | names:
+                    broken.append(f"{state_id!r} {requisite} {module}: {target!r}")
+    return broken
+
+
+def test_requisites_point_at_states_of_the_same_run(records):
+    broken = [f"{where(r)}: {b}" for r in records for b in broken_requisites(r["states"])]
     assert not broken, "\n".join(broken[:10])
 
 
@@ -333,3 +335,17 @@ def test_salt_lint_is_clean():
     result = subprocess.run([str(SALT_LINT), *files], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("os_name", list(matrix.OS_GRAINS))
+def test_reset_renders_for_every_role(renderer, os_name):
+    for role in ("first master", "other master", "worker", "storage"):
+        conf = _first(os_name, type="dedicated-multi-master", role=role)
+        high, errors = renderer.render("kubesalt.reset", conf["grains"], conf["pillar"])
+        assert not errors, errors
+        states = flatten(high)
+        removed = {s["args"]["name"] for s in states.values() if s["fun"] == "file.absent"}
+        assert {"/etc/kubernetes", "/usr/local/bin/kubelet", "/var/lib/etcd"} <= removed
+        reset = states["Reset kubeadm on this node"]["args"]
+        assert reset["hide_output"] and "onlyif" in reset
+        assert not broken_requisites(states)

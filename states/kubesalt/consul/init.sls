@@ -14,6 +14,7 @@ Create the consul user:
     - system: True
     - home: {{ consul.data_dir }}
     - createhome: False
+    - usergroup: True
     - shell: {{ kubesalt.nologin_shell }}
 
 Create the consul data directory:
