@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -69,6 +70,24 @@ def _fetch(url, dest):
         shutil.copyfileobj(resp, out)
 
 
+def _fetch_upstream(entry, version, arch, dest):
+    """Download one artifact as the store keeps it: several manifests joined into one file,
+    a binary taken out of its release zip."""
+    urls = entry.get("urls") or [entry["url"]]
+    with open(dest, "wb") as out:
+        for url in urls:
+            part = Path(str(dest) + ".download")
+            _fetch(url.format(version=version, arch=arch), part)
+            if entry.get("unzip"):
+                with zipfile.ZipFile(part) as archive:
+                    out.write(archive.read(entry["unzip"]))
+            else:
+                out.write(part.read_bytes())
+                if len(urls) > 1:
+                    out.write(b"\n---\n")
+            part.unlink()
+
+
 def sync(artifacts_dir, matrix, k8s_version, source=None, arch="amd64"):
     """Put every artifact of `k8s_version` into the store. With `source` (a directory) files
     are copied from <source>/<store path>; a <file>.sha256 beside one is verified. Returns
@@ -77,7 +96,6 @@ def sync(artifacts_dir, matrix, k8s_version, source=None, arch="amd64"):
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     index = read_index(artifacts_dir)
     synced = {}
-    urls = {name: entry["url"] for name, entry in catalogue().items()}
     versions = component_versions(matrix, k8s_version)
     for name, path in wanted(matrix, k8s_version, arch).items():
         dest = artifacts_dir / path
@@ -96,8 +114,7 @@ def sync(artifacts_dir, matrix, k8s_version, source=None, arch="amd64"):
                     raise ValueError(f"{origin} does not match {expected.name}")
         else:
             entry = catalogue()[name]
-            version = versions[entry["component"]]
-            _fetch(urls[name].format(version=version, arch=arch), tmp)
+            _fetch_upstream(entry, versions[entry["component"]], arch, tmp)
         os.replace(tmp, dest)
         digest = _sha256(dest)
         index[path] = digest
