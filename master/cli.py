@@ -60,7 +60,8 @@ def ensure_endpoint_cert(layout, ca, settings):
 def cmd_init(args, layout):
     settings = config.settings_for(layout, interface=args.interface,
                                    publish_port=args.publish_port, ret_port=args.ret_port,
-                                   https_port=args.https_port, advertise=args.advertise)
+                                   https_port=args.https_port, advertise=args.advertise,
+                                   ntp_server=args.ntp_server)
     config.write(layout, settings)
     ca = pki.ensure_ca(layout.kubesalt_pki)
     ensure_master_keys(layout)
@@ -114,6 +115,9 @@ def parser():
     init.add_argument("--advertise", help="address nodes use to reach the controller "
                                           "(default: the interface, or this host's address "
                                           "when listening on all interfaces)")
+    init.add_argument("--ntp-server", help="NTP server nodes must reach and agree with "
+                                            "(conjurer's time checks; default: the "
+                                            "controller's address)")
     init.add_argument("--https-port", type=int,
                       help="HTTPS port nodes download from (default 4507)")
     init.set_defaults(func=cmd_init)

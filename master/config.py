@@ -15,7 +15,7 @@ import yaml
 from . import tree
 
 DEFAULTS = {"interface": "127.0.0.1", "publish_port": 4505, "ret_port": 4506,
-            "https_port": 4507, "advertise": None}
+            "https_port": 4507, "advertise": None, "ntp_server": None}
 _WILDCARDS = ("0.0.0.0", "::")
 
 HEADER = "# Written by kubesalt-controller init; re-run it instead of editing by hand.\n"
