@@ -17,6 +17,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -570,22 +571,36 @@ def dns_a(address, port, name):
 
 
 class Listener:
-    def __init__(self, address):
-        self.address = address
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.listen(16)
+    """A TCP service that accepts and closes connections, like an API server to a TCP check."""
 
-    def close(self):
-        self.sock.close()
+    def __init__(self, address):
+        self.address, self.port = address, 0
+        self.reopen()
 
     def reopen(self):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((self.address, self.port))
+        self.port = self.sock.getsockname()[1]
         self.sock.listen(16)
+        threading.Thread(target=self.serve, args=(self.sock,), daemon=True).start()
+
+    @staticmethod
+    def serve(sock):
+        while True:
+            try:
+                connection, _ = sock.accept()
+            except OSError:
+                return
+            connection.close()
+
+    def close(self):
+        # shutdown() wakes the accept() blocked in serve(); close() alone would not.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
 
 
 def consul_agent(node, serf_port, api_listener, join=None, server=True):
