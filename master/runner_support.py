@@ -40,3 +40,10 @@ def refused(context, errors):
 def strip_salt_kwargs(kwargs):
     """salt-run passes its own __pub_* keys along with the operator's arguments."""
     return {k: v for k, v in kwargs.items() if not k.startswith("__")}
+
+
+def cached_grains(opts, node_id):
+    """A node's grains from the master's minion data cache ({} before the first probe)."""
+    import salt.utils.minions  # noqa: PLC0415 - keeps this module importable without Salt
+
+    return salt.utils.minions.get_minion_data(node_id, opts)[1] or {}

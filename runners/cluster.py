@@ -9,7 +9,6 @@ Thin wrappers: the logic is kubesalt.master.clusters, which unit tests call with
 
 import time
 
-import salt.cache
 
 from kubesalt.master import clusters, operations, runner_support
 from kubesalt.master import provision as provision_mod
@@ -91,8 +90,7 @@ def _as_bool(value):
 
 
 def _grains(node_id):
-    data = salt.cache.factory(__opts__).fetch(f"minions/{node_id}", "data") or {}
-    return data.get("grains") or {}
+    return runner_support.cached_grains(__opts__, node_id)
 
 
 def _progress(message):

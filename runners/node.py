@@ -10,7 +10,6 @@ from the minion data cache (kubesalt_facts grains, synced when the node connects
 
 import time
 
-import salt.cache
 import salt.client
 import salt.utils.event
 import salt.utils.minions
@@ -32,8 +31,7 @@ def _pki():
 
 
 def _grains(node_id):
-    data = salt.cache.factory(__opts__).fetch(f"minions/{node_id}", "data") or {}
-    return data.get("grains") or {}
+    return runner_support.cached_grains(__opts__, node_id)
 
 
 def _connected():
@@ -75,7 +73,7 @@ def approve(node):
     """Accept a DISCOVERED node's key: it joins its cluster and gets probed."""
     def _approve():
         nodes.check_approvable(runner_support.store(__opts__), _pki(), node)
-        salt.wheel.WheelClient(__opts__).cmd("key.accept", [node])
+        salt.wheel.WheelClient(__opts__).cmd("key.accept", [node], print_event=False)
         _fire(node, "APPROVED")
         return {"node": node, "status": "APPROVED"}
     return _call(_approve)
@@ -86,7 +84,8 @@ def reject(node):
     def _reject():
         nodes.check_rejectable(runner_support.store(__opts__), _pki(), node)
         salt.wheel.WheelClient(__opts__).cmd("key.reject", [node],
-                                             {"include_accepted": True})
+                                             kwarg={"include_accepted": True},
+                                             print_event=False)
         _fire(node, "REJECTED")
         return {"node": node, "status": "REJECTED"}
     return _call(_reject)

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def _fire(tag, data):
     with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"],
                                            listen=False) as bus:
-        bus.fire_event(data, tag)
+        bus.fire_event(dict(data), tag)  # fire_event stamps the dict it is given
 
 
 def _enroller(store, layout):

@@ -1,12 +1,18 @@
+import shutil
+import tempfile
+
 import pytest
 
 from .controller import Controller
 
 
 @pytest.fixture(scope="module")
-def controller(tmp_path_factory):
-    ctl = Controller(tmp_path_factory.mktemp("controller"))
+def controller():
+    # A short root: Salt's IPC socket paths must stay under the 107-byte Unix limit.
+    root = tempfile.mkdtemp(prefix="ksc-")
+    ctl = Controller(root)
     ctl.init()
     ctl.start()
     yield ctl
     ctl.stop()
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,174 @@
+"""Enrollment, discovery, approval, rejection, probing and configuration against a real
+controller and real salt-minions on loopback."""
+
+import datetime
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from kubesalt.master import pki
+from kubesalt.master.store import Store
+from kubesalt.minion_bootstrap import credentials
+
+from .controller import BIN
+from .node import LoopbackNode, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def clusters(controller, tmp_path_factory):
+    creds = {}
+    for name, auto in (("appr", False), ("auto", True), ("other", False)):
+        controller.run_ok("cluster.create", name, f"auto_approve={auto}")
+        dest = tmp_path_factory.mktemp(f"creds-{name}")
+        controller.run_ok("cluster.installer", name, f"dest={dest}")
+        creds[name] = ((dest / f"{name}.pem").read_text(),
+                       (dest / f"{name}-passphrase.txt").read_text().strip())
+    return creds
+
+
+@pytest.fixture
+def make_node(clusters):
+    made = []
+    # Salt's IPC sockets live under the root and a Unix socket path is limited to 107 bytes,
+    # so node roots stay short rather than under pytest's deep tmp_path.
+    base = Path(tempfile.mkdtemp(prefix="ksn-"))
+
+    def make(cluster, short_id):
+        text, passphrase = clusters[cluster]
+        node = LoopbackNode(base / short_id, f"node-{short_id}-127-0-0-1-{cluster}", text,
+                            passphrase, cluster)
+        node.generate_keys()
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.stop_minion()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def status_of(controller, node_id):
+    rows = controller.run_ok("node.list", f"search={node_id}")
+    return rows[0]["status"] if rows else None
+
+
+def test_discover_approve_probe_configure(controller, make_node):
+    node = make_node("appr", "aaaa0001")
+    code, answer = node.enroll()
+    assert code == 200, answer
+    assert status_of(controller, node.id) == "ENROLLED"
+    node.start_minion()
+    wait_for(lambda: status_of(controller, node.id) == "DISCOVERED", 30, "DISCOVERED")
+    approved = controller.run_ok("node.approve", node.id)
+    assert approved["status"] == "APPROVED", approved
+    assert status_of(controller, node.id) == "APPROVED"
+    shown = wait_for(lambda: (lambda s: s if s.get("facts", {}).get("kubesalt_interfaces")
+                              else None)(controller.run_ok("node.show", node.id)),
+                     90, "probed facts")
+    assert shown["connected"] is True
+    assert {"os", "kernelrelease", "cpuarch", "num_cpus", "mem_total",
+            "kubesalt_disks"} <= set(shown["facts"])
+    iface = next(i["name"] for i in shown["facts"]["kubesalt_interfaces"] if i["ipv4"])
+    for args, field in (
+            (["roles=chef", f"interface={iface}"], "roles"),
+            (["roles=worker", "interface=nope0"], "interface"),
+            (["roles=storage", f"interface={iface}", "storage_devices=/dev/nope"],
+             "storage_devices"),
+    ):
+        code, out = controller.run("node.configure", node.id, *args)
+        assert code != 0 and field in [e["field"] for e in out["errors"]]
+        assert controller.run_ok("node.show", node.id)["config"] is None
+    out = controller.run_ok("node.configure", node.id, "roles=master", f"interface={iface}")
+    assert out["config"]["roles"] == ["master", "worker"]  # converged cluster
+    # The node's pillar now carries its role (values are masked in Salt's output, keys not).
+    salt = [str(BIN / "salt"), "-c", str(controller.conf_dir), "--out=json", node.id]
+    subprocess.run(salt + ["saltutil.refresh_pillar", "wait=True"], capture_output=True,
+                   timeout=60, check=True)
+    keys = subprocess.run(salt + ["pillar.keys", "kubesalt:node"], capture_output=True,
+                          text=True, timeout=60)
+    assert "roles" in keys.stdout and "interface" in keys.stdout
+
+
+def test_auto_approve_needs_no_operator(controller, make_node):
+    node = make_node("auto", "aaaa0002")
+    code, answer = node.enroll()
+    assert (code, answer["status"]) == (200, "APPROVED")
+    node.start_minion()
+    wait_for(lambda: controller.run_ok("node.show", node.id).get("connected"), 60,
+             "the auto-approved minion to connect")
+    assert status_of(controller, node.id) == "APPROVED"
+
+
+def test_rejected_node_runs_nothing(controller, make_node):
+    node = make_node("appr", "aaaa0003")
+    assert node.enroll()[0] == 200
+    node.start_minion()
+    wait_for(lambda: status_of(controller, node.id) == "DISCOVERED", 30, "DISCOVERED")
+    assert controller.run_ok("node.reject", node.id)["status"] == "REJECTED"
+    assert status_of(controller, node.id) == "REJECTED"
+    ping = subprocess.run([str(BIN / "salt"), "-c", str(controller.conf_dir), "--out=json",
+                           "-t", "5", node.id, "test.ping"], capture_output=True, text=True,
+                          timeout=60)
+    assert "true" not in ping.stdout.lower()
+    code, out = controller.run("node.approve", node.id)
+    assert code != 0 and "rejected" in out["errors"][0]["message"]
+
+
+def test_other_clusters_credentials_never_enroll(controller, make_node, clusters):
+    node = make_node("appr", "aaaa0004")
+    text, passphrase = clusters["other"]
+    other = credentials.open_credentials(text, passphrase, "other")
+    # signed with cluster "other"'s installer key but claiming cluster "appr"
+    request, _ = node.creds.enrollment_request(node.id, (node.pki_dir / "minion.pub")
+                                               .read_text(), time.time())
+    forged = credentials.Credentials.__new__(credentials.Credentials)
+    forged.__dict__.update(other.__dict__)
+    forged.cluster = "appr"
+    code, answer = node.enroll(creds=forged)
+    assert code == 403 and answer["reason"] in ("wrong-cluster", "untrusted")
+    assert status_of(controller, node.id) is None
+    assert request["cluster"] == "appr"
+
+
+def test_expired_credentials_never_enroll(controller, make_node, clusters):
+    ca = pki.ensure_ca(controller.root / "var/lib/kubesalt/pki")
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
+    issued = pki.issue_installer(ca, "appr", 1, now=past)
+    Store(controller.root / "var/lib/kubesalt").add_installer(
+        "appr", issued.serial, past.timestamp(), issued.not_after.timestamp())
+    current = credentials.open_credentials(*clusters["appr"], "appr")
+    passphrase = credentials.generate_passphrase()
+    text = credentials.seal("appr", current.controller, ca.cert_pem, issued.cert_pem,
+                            issued.serial, issued.not_after, issued.private_numbers, passphrase)
+    with pytest.raises(credentials.ExpiredCredentials):
+        credentials.open_credentials(text, passphrase, "appr")
+    expired = credentials.open_credentials(text, passphrase, "appr",
+                                           now=past + datetime.timedelta(hours=1))
+    node = make_node("appr", "aaaa0005")
+    code, answer = node.enroll(creds=expired)
+    assert code == 403 and answer["reason"] == "expired"
+    assert status_of(controller, node.id) is None
+
+
+def test_list_filters_and_sorts(controller, make_node):
+    ids = []
+    for short in ("bbbb0002", "bbbb0001", "bbbb0003"):
+        node = make_node("other", short)
+        assert node.enroll()[0] == 200
+        ids.append(node.id)
+    rows = controller.run_ok("node.list", "cluster=other", "sort=hostname")
+    assert [r["id"] for r in rows] == sorted(ids)
+    rows = controller.run_ok("node.list", "cluster=other", "sort=-hostname")
+    assert [r["id"] for r in rows] == sorted(ids, reverse=True)
+    rows = controller.run_ok("node.list", "cluster=other", "sort=created")
+    assert [r["id"] for r in rows] == ids
+    assert [r["id"] for r in controller.run_ok("node.list", "search=bbbb0003")] == [ids[2]]
+    assert controller.run_ok("node.list", "cluster=other", "status=APPROVED") == []
+    code, out = controller.run("node.list", "sort=size")
+    assert code != 0 and out["errors"][0]["field"] == "sort"
