@@ -68,9 +68,11 @@ def test_discover_approve_probe_configure(controller, make_node):
     approved = controller.run_ok("node.approve", node.id)
     assert approved["status"] == "APPROVED", approved
     assert status_of(controller, node.id) == "APPROVED"
-    shown = wait_for(lambda: (lambda s: s if s.get("facts", {}).get("kubesalt_interfaces")
-                              else None)(controller.run_ok("node.show", node.id)),
-                     90, "probed facts")
+    def probed():
+        shown = controller.run_ok("node.show", node.id)
+        return shown if shown.get("facts", {}).get("kubesalt_interfaces") else None
+
+    shown = wait_for(probed, 90, "probed facts")
     assert shown["connected"] is True
     assert {"os", "kernelrelease", "cpuarch", "num_cpus", "mem_total",
             "kubesalt_disks"} <= set(shown["facts"])
@@ -138,7 +140,7 @@ def test_other_clusters_credentials_never_enroll(controller, make_node, clusters
 
 def test_expired_credentials_never_enroll(controller, make_node, clusters):
     ca = pki.ensure_ca(controller.root / "var/lib/kubesalt/pki")
-    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3)
     issued = pki.issue_installer(ca, "appr", 1, now=past)
     Store(controller.root / "var/lib/kubesalt").add_installer(
         "appr", issued.serial, past.timestamp(), issued.not_after.timestamp())
