@@ -6,7 +6,6 @@ Python/architecture it supports, with a manifest of sha256 checksums. conjurer i
 its own virtualenv under /opt/kubesalt/salt.
 """
 
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import salt.version
 
+from kubesalt.minion_bootstrap.agent import sha256_file
+
 MANIFEST = "manifest.json"
 
 
@@ -25,13 +26,6 @@ def python_tag(version_info=None):
     version_info = version_info or sys.version_info
     return f"cp{version_info[0]}{version_info[1]}"
 
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _collect_wheels(workdir, wheelhouse):

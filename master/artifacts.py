@@ -6,7 +6,6 @@ is filled by `salt-run artifacts.sync VERSION`, from upstream release URLs or, f
 sites, from a local directory laid out like the store.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,6 +14,8 @@ import zipfile
 from pathlib import Path
 
 import yaml
+
+from kubesalt.minion_bootstrap.agent import sha256_file
 
 from . import tree
 
@@ -41,13 +42,6 @@ def wanted(matrix, k8s_version, arch="amd64"):
     return {name: entry["path"].format(version=versions[entry["component"]], arch=arch)
             for name, entry in catalogue().items()}
 
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_index(artifacts_dir):
@@ -109,14 +103,14 @@ def sync(artifacts_dir, matrix, k8s_version, source=None, arch="amd64"):
             expected = origin.with_name(origin.name + ".sha256")
             if expected.exists():
                 want = expected.read_text().split()[0]
-                if _sha256(tmp) != want:
+                if sha256_file(tmp) != want:
                     tmp.unlink()
                     raise ValueError(f"{origin} does not match {expected.name}")
         else:
             entry = catalogue()[name]
             _fetch_upstream(entry, versions[entry["component"]], arch, tmp)
         os.replace(tmp, dest)
-        digest = _sha256(dest)
+        digest = sha256_file(dest)
         index[path] = digest
         synced[path] = digest
     _write_index(artifacts_dir, index)

@@ -10,20 +10,16 @@ from pathlib import Path
 
 from . import matrix as matrix_mod
 from . import conjurer_zipapp, pki, spec as spec_mod
+from .errors import Refused
 from .store import AlreadyExists, NotFound
 from kubesalt.minion_bootstrap import credentials
 
 
-class ClusterError(ValueError):
-    """A refused request: `errors` is a list of {field, message}."""
-
-    def __init__(self, errors):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+class ClusterError(Refused):
+    """A refused cluster request."""
 
 
-def _refuse(field, message):
-    return ClusterError([{"field": field, "message": message}])
+_refuse = ClusterError.one
 
 
 def _record(store, name):

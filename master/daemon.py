@@ -102,15 +102,16 @@ def stop(layout):
         return False
     os.kill(pid, signal.SIGTERM)
     try:
-        _wait_for(lambda: read_pid(layout) is None and not _alive(pid), STOP_TIMEOUT,
+        _wait_for(lambda: read_pid(layout) is None and not process_alive(pid), STOP_TIMEOUT,
                   f"salt-master (pid {pid}) to exit")
     except ControllerError:
         os.killpg(os.getpgid(pid), signal.SIGKILL)
-        _wait_for(lambda: not _alive(pid), STOP_TIMEOUT, f"salt-master (pid {pid}) to die")
+        _wait_for(lambda: not process_alive(pid), STOP_TIMEOUT,
+                  f"salt-master (pid {pid}) to die")
     return True
 
 
-def _alive(pid):
+def process_alive(pid):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

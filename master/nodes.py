@@ -9,6 +9,7 @@ orchestration (PROVISIONING, READY, FAILED) while the key stays accepted.
 import fnmatch
 
 from . import keys
+from .errors import Refused
 from .store import NotFound
 
 STATUSES = ("ENROLLED", "DISCOVERED", "APPROVED", "REJECTED", "KEY_MISMATCH", "PROVISIONING",
@@ -23,14 +24,11 @@ FACT_GRAINS = ("os", "osrelease", "oscodename", "kernelrelease", "cpuarch", "num
 ROLES = ("master", "worker", "storage")
 
 
-class NodeError(ValueError):
-    def __init__(self, errors):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+class NodeError(Refused):
+    """A refused node request."""
 
 
-def _refuse(field, message):
-    return NodeError([{"field": field, "message": message}])
+_refuse = NodeError.one
 
 
 def status_of(record, key_state):

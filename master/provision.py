@@ -5,23 +5,22 @@ Validation lists every problem at once. The operation itself runs in its own pro
 operation id and the operation outlives the operator's shell.
 """
 
-import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 from . import artifacts, keys, matrix as matrix_mod, nodes as nodes_mod, plan
+from .daemon import process_alive
+from .errors import Refused
 from .store import AlreadyExists, NotFound
 
 CILIUM_MIN_KERNEL = (4, 19, 57)
 ARM = ("aarch64", "arm64")
 
 
-class ProvisionError(ValueError):
-    def __init__(self, errors):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+class ProvisionError(Refused):
+    """Provisioning refused: every problem with the cluster's nodes at once."""
 
 
 def _kernel(release):
@@ -84,18 +83,6 @@ def validate(spec, nodes, grains_of, new_only=False):
     if errors:
         raise ProvisionError(errors)
     return sorted(masters, key=lambda n: n["id"]) + sorted(workers, key=lambda n: n["id"])
-
-
-def process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def resume_point(store, cluster):
