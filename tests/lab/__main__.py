@@ -1,0 +1,54 @@
+"""python -m tests.lab {prepare, up --nodes N, status, exec NODE -- CMD..., push NODE SRC DEST,
+down}: the lab from the command line (run from the repository root, as root)."""
+
+import argparse
+import json
+import sys
+
+from . import rootfs
+from .lab import Lab, LabError
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare", help="build the cached base image and package layers")
+    up = sub.add_parser("up", help="boot node1..nodeN")
+    up.add_argument("--nodes", type=int, default=4)
+    sub.add_parser("status", help="nodes, addresses, bridge")
+    run = sub.add_parser("exec", help="run a command inside a node")
+    run.add_argument("node")
+    run.add_argument("argv", nargs=argparse.REMAINDER)
+    push = sub.add_parser("push", help="copy a host file or directory into a node")
+    push.add_argument("node")
+    push.add_argument("source")
+    push.add_argument("dest")
+    sub.add_parser("down", help="remove every node, mount, link and cgroup of the lab")
+    args = parser.parse_args(argv)
+    lab = Lab()
+    try:
+        if args.command == "prepare":
+            print(json.dumps({"built": rootfs.prepare(), "cache": str(rootfs.CACHE)}))
+        elif args.command == "up":
+            lab.up(args.nodes)
+            print(json.dumps(lab.status(), indent=2))
+        elif args.command == "status":
+            print(json.dumps(lab.status(), indent=2))
+        elif args.command == "exec":
+            argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+            proc = lab.node(args.node).run(argv)
+            sys.stdout.write(proc.stdout)
+            sys.stderr.write(proc.stderr)
+            return proc.returncode
+        elif args.command == "push":
+            lab.node(args.node).push(args.source, args.dest)
+        elif args.command == "down":
+            lab.down()
+    except LabError as exc:
+        print(f"lab: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

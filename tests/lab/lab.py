@@ -1,0 +1,382 @@
+"""Lab and Node: boot, enter, inspect and tear down systemd-nspawn lab nodes.
+
+Everything the lab makes carries the `kslab` prefix (bridge, cgroups, run and state dirs), so a
+new run finds and removes what a crashed one left. Addresses stay inside 10.77.0.0/24.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from . import rootfs
+
+PREFIX = "kslab"
+BRIDGE = PREFIX + "0"
+BRIDGE_ADDRESS = "10.77.0.1"
+NTP_ADDRESS = "10.77.0.2"
+NETWORK = "10.77.0.0/24"
+FIRST_NODE_HOST = 11
+STATE = Path("/var/lib/kubesalt-lab")
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd"))
+NODE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
+BOOT_TIMEOUT = 60
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def _run(argv, check=True, **kwargs):
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(argv, check=check, capture_output=True, text=True, **kwargs)
+
+
+def _wait(predicate, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise LabError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _children(pid):
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found.extend(int(c) for c in handle.read().split())
+    except OSError:
+        pass
+    return found
+
+
+class Node:
+    def __init__(self, lab, name, address):
+        self.lab = lab
+        self.name = name
+        self.address = address
+        self.dir = STATE / "nodes" / name
+        self.merged = self.dir / "merged"
+
+    def __repr__(self):
+        return f"Node({self.name}, {self.address})"
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def launcher_pid(self):
+        try:
+            return int((self.dir / "nspawn.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def pid(self):
+        """PID (on the host) of the node's systemd, its PID 1."""
+        launcher = self.launcher_pid
+        if launcher is None or not _alive(launcher):
+            return None
+        for child in _children(launcher):
+            try:
+                if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+                    return child
+            except OSError:
+                continue
+        return None
+
+    def _write_identity(self, extra_files):
+        etc = self.merged / "etc"
+        (etc / "hostname").write_text(self.name + "\n")
+        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{self.name}\n"
+                                   f"{BRIDGE_ADDRESS}\tcontroller\n")
+        resolv = etc / "resolv.conf"
+        if resolv.is_symlink():
+            resolv.unlink()
+        resolv.write_text(f"nameserver {BRIDGE_ADDRESS}\n")
+        (etc / "machine-id").write_text(secrets.token_hex(16) + "\n")
+        network = etc / "systemd" / "network"
+        network.mkdir(parents=True, exist_ok=True)
+        (network / "10-host0.network").write_text(
+            f"[Match]\nName=host0\n\n[Network]\nAddress={self.address}/24\n"
+            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
+        for path, text in (extra_files or {}).items():
+            target = self.merged / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+
+    def boot(self, extra_files=None):
+        for sub in ("upper", "work", "merged"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        lower = ":".join(str(d) for d in rootfs.lower_dirs())
+        _run(["mount", "-t", "overlay", f"{PREFIX}-{self.name}", "-o",
+              f"lowerdir={lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}",
+              str(self.merged)])
+        self._write_identity(extra_files)
+        cgroups = [root / PREFIX / self.name for root in CGROUP_ROOTS]
+        for cgroup in cgroups:
+            cgroup.mkdir(parents=True, exist_ok=True)
+        # The launcher joins the node's own cgroups before exec'ing nspawn: without them all
+        # nodes would share one payload tree (and nspawn needs --keep-unit: no host systemd).
+        joins = "; ".join(f"echo $$ > {c}/cgroup.procs" for c in cgroups)
+        log = open(self.dir / "console.log", "wb")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", f"{joins}; exec systemd-nspawn --quiet -b -D {self.merged} "
+                              f"--machine={PREFIX}-{self.name} --register=no --keep-unit "
+                              f"--network-bridge={BRIDGE} --console=read-only"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        (self.dir / "nspawn.pid").write_text(str(proc.pid))
+
+    def wait_running(self, timeout=BOOT_TIMEOUT):
+        _wait(lambda: self.pid, timeout, f"{self.name}'s systemd to start")
+
+        def state():
+            out = self.run(["systemctl", "is-system-running"], timeout=10).stdout.strip()
+            return out in ("running", "degraded") and out
+
+        return _wait(state, timeout, f"{self.name} to finish booting", interval=0.1)
+
+    def stop(self, timeout=20):
+        launcher = self.launcher_pid
+        if launcher and _alive(launcher):
+            os.kill(launcher, signal.SIGTERM)
+            try:
+                _wait(lambda: not _alive(launcher), timeout, f"{self.name} to stop")
+            except LabError:
+                os.killpg(launcher, signal.SIGKILL)
+        for root in CGROUP_ROOTS:
+            cgroup = root / PREFIX / self.name
+            if cgroup.exists():
+                _kill_cgroup(cgroup)
+        if os.path.ismount(self.merged):
+            _run(["umount", "-l", str(self.merged)], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- using the node ----------------------------------------------------------------------
+
+    def run(self, argv, check=False, input=None, timeout=600, env=None):
+        """Run argv inside the node (all its namespaces, a clean environment)."""
+        pid = self.pid
+        if pid is None:
+            raise LabError(f"{self.name} is not running")
+        environment = dict(NODE_ENV, **(env or {}))
+        command = ["nsenter", "-t", str(pid), "-a", "--", "env", "-i",
+                   *[f"{k}={v}" for k, v in environment.items()], *argv]
+        proc = subprocess.run(command, input=input, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise LabError(f"{self.name}: {' '.join(argv)} exited {proc.returncode}: "
+                           f"{proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
+
+    def sh(self, script, check=False, timeout=600):
+        return self.run(["/bin/sh", "-c", script], check=check, timeout=timeout)
+
+    def systemctl(self, *args, check=False):
+        return self.run(["systemctl", *args], check=check)
+
+    def path(self, absolute):
+        """The node's file as seen from the host (through its overlay)."""
+        return self.merged / absolute.lstrip("/")
+
+    def read(self, absolute):
+        proc = self.run(["cat", absolute])
+        if proc.returncode != 0:
+            raise FileNotFoundError(f"{self.name}:{absolute}")
+        return proc.stdout
+
+    def exists(self, absolute):
+        return self.run(["test", "-e", absolute]).returncode == 0
+
+    def write(self, absolute, data, mode=0o644):
+        self.run(["mkdir", "-p", os.path.dirname(absolute)], check=True)
+        self.run(["/bin/sh", "-c", f"cat > '{absolute}' && chmod {mode:o} '{absolute}'"],
+                 input=data, check=True)
+
+    def push(self, source, dest):
+        """Copy a host file or directory into the node (the node's /tmp is its own tmpfs, so
+        files go in through the node's mount namespace, not the overlay)."""
+        source = Path(source)
+        if source.is_dir():
+            archive = subprocess.run(["tar", "-C", str(source), "-cf", "-", "."],
+                                     capture_output=True, check=True).stdout
+            self.run(["mkdir", "-p", dest], check=True)
+            proc = subprocess.run(["nsenter", "-t", str(self.pid), "-a", "--", "tar", "-C",
+                                   dest, "-xf", "-"], input=archive, capture_output=True,
+                                  check=False)
+        else:
+            self.run(["mkdir", "-p", os.path.dirname(dest) or "/"], check=True)
+            proc = subprocess.run(["nsenter", "-t", str(self.pid), "-a", "--", "/bin/sh",
+                                   "-c", f"cat > '{dest}' && chmod "
+                                         f"{source.stat().st_mode & 0o777:o} '{dest}'"],
+                                  input=source.read_bytes(), capture_output=True,
+                                  check=False)
+        if proc.returncode != 0:
+            raise LabError(f"push to {self.name}:{dest} failed: {proc.stderr!r}")
+
+
+def _kill_cgroup(cgroup):
+    """Kill whatever is left in a node's cgroup tree, then remove it."""
+    for _ in range(50):
+        pids = []
+        for procs in cgroup.rglob("cgroup.procs"):
+            try:
+                pids.extend(int(p) for p in procs.read_text().split())
+            except OSError:
+                continue
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    for directory in sorted((p for p in cgroup.rglob("*") if p.is_dir()),
+                            key=lambda p: len(p.parts), reverse=True) + [cgroup]:
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
+
+
+class Lab:
+    def __init__(self):
+        self.state_file = STATE / "lab.json"
+
+    # ---- network -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _bridge_up():
+        if _run(["ip", "link", "show", BRIDGE], check=False).returncode != 0:
+            _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+        addresses = _run(["ip", "-o", "addr", "show", "dev", BRIDGE]).stdout
+        if f"{BRIDGE_ADDRESS}/24" not in addresses:
+            _run(["ip", "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE])
+        _run(["ip", "link", "set", BRIDGE, "up"])
+
+    @property
+    def bridge_address(self):
+        return BRIDGE_ADDRESS
+
+    @property
+    def ntp_server_address(self):
+        return NTP_ADDRESS
+
+    # ---- nodes -------------------------------------------------------------------------------
+
+    def _names(self):
+        try:
+            return json.loads(self.state_file.read_text())["nodes"]
+        except (OSError, ValueError, KeyError):
+            return []
+
+    @property
+    def nodes(self):
+        return [self.node(n) for n in self._names()]
+
+    def node(self, name):
+        if name == "ntp":
+            return Node(self, "ntp", NTP_ADDRESS)
+        number = int(name.removeprefix("node"))
+        return Node(self, name, f"10.77.0.{FIRST_NODE_HOST + number - 1}")
+
+    def up(self, count, ntp=True):
+        """Boot node1..node<count> (and the NTP node); returns the nodes once all are up."""
+        if count < 1 or count > 200:
+            raise LabError("a lab has 1 to 200 nodes")
+        rootfs.prepare()
+        self.down()
+        STATE.mkdir(parents=True, exist_ok=True)
+        self._bridge_up()
+        names = [f"node{i}" for i in range(1, count + 1)]
+        self.state_file.write_text(json.dumps({"nodes": names, "ntp": ntp}))
+        nodes = [self.node(n) for n in names]
+        if ntp:
+            self.node("ntp").boot(extra_files=_ntp_files(0))
+        for node in nodes:
+            node.boot()
+        if ntp:
+            self.node("ntp").wait_running()
+            self.start_ntp()
+        for node in nodes:
+            node.wait_running()
+        return nodes
+
+    def down(self):
+        """Remove every node, mount, link, cgroup and process of this lab, also what a
+        crashed run left behind."""
+        nodes_dir = STATE / "nodes"
+        names = set(self._names()) | {"ntp"}
+        if nodes_dir.exists():
+            names |= {p.name for p in nodes_dir.iterdir()}
+        for name in sorted(names):
+            Node(self, name, "").stop()
+        for root in CGROUP_ROOTS:
+            leftover = root / PREFIX
+            if leftover.exists():
+                _kill_cgroup(leftover)
+        for line in _run(["mount"], check=False).stdout.splitlines():
+            if line.startswith(f"{PREFIX}-"):
+                _run(["umount", "-l", line.split(" on ")[1].split(" type ")[0]], check=False)
+        for link in _run(["ip", "-o", "link", "show"], check=False).stdout.splitlines():
+            name = link.split(": ")[1].split("@")[0]
+            if name == BRIDGE or name.startswith(("vb-", f"{PREFIX}")):
+                _run(["ip", "link", "del", name], check=False)
+        self.state_file.unlink(missing_ok=True)
+
+    def status(self):
+        return {
+            "bridge": BRIDGE, "bridge_address": BRIDGE_ADDRESS, "network": NETWORK,
+            "ntp_server": NTP_ADDRESS,
+            "nodes": [{"name": n.name, "address": n.address, "pid": n.pid,
+                       "running": n.pid is not None} for n in self.nodes],
+        }
+
+    # ---- the lab's NTP server ------------------------------------------------------------
+
+    def start_ntp(self):
+        self.node("ntp").systemctl("restart", "lab-ntp.service", check=True)
+        _wait(lambda: self.node("ntp").run(["ss", "-lun"]).stdout.count(":123 ") > 0, 20,
+              "chrony to serve NTP")
+
+    def stop_ntp(self):
+        self.node("ntp").systemctl("stop", "lab-ntp.service", check=True)
+
+    def skew_ntp(self, seconds):
+        """Make the NTP server serve a clock `seconds` ahead (negative: behind)."""
+        ntp = self.node("ntp")
+        ntp.write("/etc/default/lab-ntp", _ntp_files(seconds)["/etc/default/lab-ntp"])
+        self.start_ntp()
+
+
+def _ntp_files(skew):
+    return {
+        "/etc/chrony/lab.conf": (
+            "# The lab's NTP server: serves its own clock, never disciplines it.\n"
+            "local stratum 8\nallow 10.77.0.0/24\nbindaddress " + NTP_ADDRESS + "\n"
+            "cmdport 0\ndriftfile /var/lib/chrony/lab.drift\n"),
+        "/etc/default/lab-ntp": f"LAB_NTP_SKEW={int(skew):+d}s\n",
+        "/etc/systemd/system/lab-ntp.service": (
+            "[Unit]\nDescription=lab NTP server (chrony, clock offset by faketime)\n"
+            "After=network-online.target\n\n[Service]\nEnvironmentFile=/etc/default/lab-ntp\n"
+            "ExecStart=/usr/bin/faketime -f ${LAB_NTP_SKEW} /usr/sbin/chronyd -d -x "
+            "-f /etc/chrony/lab.conf\n"),
+    }

@@ -1,0 +1,53 @@
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from tests.integration.controller import Controller
+from tests.lab import Lab, rootfs
+
+pytestmark = pytest.mark.lab
+
+
+def _lab_missing():
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    for tool in ("systemd-nspawn", "debootstrap", "nsenter", "ip"):
+        if shutil.which(tool) is None:
+            return f"the lab needs {tool} (apt-get install systemd-container debootstrap)"
+    return None
+
+
+LAB_NODES = int(os.environ.get("KUBESALT_LAB_NODES", "4"))
+
+
+@pytest.fixture(scope="session")
+def lab():
+    reason = _lab_missing()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab()
+    lab.down()  # whatever a crashed run left
+    rootfs.prepare()
+    started = time.monotonic()
+    lab.up(LAB_NODES)
+    lab.up_seconds = time.monotonic() - started
+    yield lab
+    lab.down()
+
+
+@pytest.fixture(scope="session")
+def lab_controller(lab):
+    """A controller listening on the lab bridge, with the node-agent bundle in its store."""
+    root = tempfile.mkdtemp(prefix="kslc-")
+    ctl = Controller(root, interface=lab.bridge_address)
+    ctl.ctl("init", "--interface", lab.bridge_address, "--publish-port", str(ctl.publish_port),
+            "--ret-port", str(ctl.ret_port), "--https-port", str(ctl.https_port),
+            "--ntp-server", lab.ntp_server_address)
+    ctl.start()
+    ctl.ctl("agent-bundle")
+    yield ctl
+    ctl.stop()
+    shutil.rmtree(root, ignore_errors=True)
