@@ -6,6 +6,7 @@ apt-get in an overlay of the base with the host's network, and the overlay's upp
 becomes the layer.
 """
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -20,10 +21,13 @@ BASE_PACKAGES = (
     # what kubeadm's preflight and the provisioning states expect on a node
     "conntrack", "iptables", "kmod", "mount", "util-linux", "tar", "gzip",
 )
-# Layers stack in this order above the base.
+# Layers stack in this order above the base: (packages, shell run after installing them).
 LAYERS = {
-    "chrony": ("chrony", "faketime"),
-    "etcd": ("etcd-server", "etcd-client"),
+    "chrony": (("chrony", "faketime"), "systemctl disable chrony || true"),
+    # Debian starts a default etcd member at boot and leaves its data behind: a lab node must
+    # look like a clean machine (conjurer's prechecks refuse a node with /var/lib/etcd data).
+    "etcd": (("etcd-server", "etcd-client"),
+             "systemctl disable etcd || true; rm -rf /var/lib/etcd/*"),
 }
 
 
@@ -80,9 +84,15 @@ def _enable_networkd(root):
         mask.symlink_to("/dev/null")
 
 
-def build_layer(name, packages, below):
+def _stamp(*parts):
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def build_layer(name, packages, post, below):
     target = layer_dir(name)
-    if (target / ".complete").exists():
+    stamp = _stamp(packages, post)
+    done = target / ".complete"
+    if done.exists() and done.read_text() == stamp:
         return False
     work = CACHE / "layers" / f".{name}.work"
     shutil.rmtree(work, ignore_errors=True)
@@ -97,7 +107,7 @@ def build_layer(name, packages, below):
         script = ("set -e; cp /etc/resolv.conf.lab /etc/resolv.conf; apt-get update -qq; "
                   "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                   "--no-install-recommends " + " ".join(packages) + " >/dev/null; "
-                  "apt-get clean; rm -rf /var/lib/apt/lists/*; "
+                  + post + "; apt-get clean; rm -rf /var/lib/apt/lists/*; "
                   "mkdir -p /var/lib/apt/lists/partial; rm -f /etc/resolv.conf.lab; "
                   ": > /etc/resolv.conf")
         _run(["systemd-nspawn", "--quiet", "--pipe", "--register=no", "--keep-unit",
@@ -107,7 +117,7 @@ def build_layer(name, packages, below):
     shutil.rmtree(target, ignore_errors=True)
     upper.rename(target)
     shutil.rmtree(work, ignore_errors=True)
-    (target / ".complete").write_text("")
+    done.write_text(stamp)
     return True
 
 
@@ -117,8 +127,8 @@ def prepare():
     if build_base():
         built.append("base")
     below = [base_dir()]
-    for name, packages in LAYERS.items():
-        if build_layer(name, packages, list(reversed(below))):
+    for name, (packages, post) in LAYERS.items():
+        if build_layer(name, packages, post, list(reversed(below))):
             built.append(name)
         below.append(layer_dir(name))
     return built

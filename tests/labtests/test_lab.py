@@ -95,7 +95,7 @@ def test_three_member_etcd_is_healthy(lab):
     cluster = ",".join(f"{n.name}=http://{n.address}:2380" for n in members)
     for node in members:
         node.write("/etc/default/etcd",
-                   f"ETCD_NAME={node.name}\nETCD_DATA_DIR=/var/lib/etcd/lab\n"
+                   f"ETCD_NAME={node.name}\nETCD_DATA_DIR=/var/lib/lab-etcd\n"
                    f"ETCD_LISTEN_PEER_URLS=http://{node.address}:2380\n"
                    f"ETCD_LISTEN_CLIENT_URLS=http://{node.address}:2379,http://127.0.0.1:2379\n"
                    f"ETCD_INITIAL_ADVERTISE_PEER_URLS=http://{node.address}:2380\n"
@@ -115,3 +115,4 @@ def test_three_member_etcd_is_healthy(lab):
     assert health.stdout.count("is healthy") + health.stderr.count("is healthy") == 3
     for node in members:
         node.systemctl("stop", "etcd")
+        node.run(["rm", "-rf", "/var/lib/lab-etcd", "/etc/default/etcd"])
