@@ -153,6 +153,11 @@ class Node:
 
         return _wait(state, timeout, f"{self.name} to finish booting", interval=0.1)
 
+    def signal_stop(self):
+        launcher = self.launcher_pid
+        if launcher and _alive(launcher):
+            os.kill(launcher, signal.SIGTERM)
+
     def stop(self, timeout=20):
         launcher = self.launcher_pid
         if launcher and _alive(launcher):
@@ -327,8 +332,11 @@ class Lab:
         names = set(self._names()) | {"ntp"}
         if nodes_dir.exists():
             names |= {p.name for p in nodes_dir.iterdir()}
-        for name in sorted(names):
-            Node(self, name, "").stop()
+        doomed = [Node(self, name, "") for name in sorted(names)]
+        for node in doomed:  # all shut down at once; then each is waited for and cleaned
+            node.signal_stop()
+        for node in doomed:
+            node.stop()
         for root in CGROUP_ROOTS:
             leftover = root / PREFIX
             if leftover.exists():
