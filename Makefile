@@ -35,7 +35,7 @@ test-integration: venv
 test-lab: venv
 	$(PY) -m pytest -q tests/labtests $(PYTEST_ARGS)
 
-demo: venv
+demo: lab-prepare
 	$(PY) -m tests.demo
 
 clean:
