@@ -78,7 +78,7 @@ def main():
 
         say("Running conjurer on every node")
         with ThreadPoolExecutor(max_workers=4) as pool:
-            for node, proc in zip(lab.nodes, pool.map(bootstrap, lab.nodes)):
+            for node, proc in zip(lab.nodes, pool.map(bootstrap, lab.nodes), strict=True):
                 print(f"--- {node.name} (exit {proc.returncode})\n{proc.stdout}{proc.stderr}")
                 if proc.returncode != 0:
                     raise RuntimeError(f"conjurer failed on {node.name}")
