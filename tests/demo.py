@@ -12,12 +12,12 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.integration.controller import Controller
 from tests.lab import Lab
+from tests.waiting import wait_for
 
 CLUSTER = "demo"
 DEST = "/root/kubesalt"
@@ -30,15 +30,6 @@ def say(text):
 def show(data):
     print(json.dumps(data, indent=2, sort_keys=True), flush=True)
 
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1.5)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def main():

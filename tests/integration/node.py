@@ -81,15 +81,3 @@ class LoopbackNode:
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
 
-
-def wait_for(predicate, timeout=60, what="condition", interval=1.5):
-    """Poll `predicate` until it is truthy. Each salt-run costs about a CPU-second, so polls
-    are spaced out: on two cores a tight loop starves the master it is waiting on."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")

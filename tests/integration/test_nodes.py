@@ -15,7 +15,9 @@ from kubesalt.master.store import Store
 from kubesalt.minion_bootstrap import credentials
 
 from .controller import BIN
-from .node import LoopbackNode, wait_for
+from tests.waiting import wait_for
+
+from .node import LoopbackNode
 
 pytestmark = pytest.mark.integration
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.integration.controller import BIN
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.lab
 DEST = "/root/kubesalt"
@@ -29,16 +30,6 @@ def enroll_all(lab, controller, cluster, dest):
 def statuses(controller, cluster):
     return {r["id"]: r["status"] for r in controller.run_ok("node.list", f"cluster={cluster}")}
 
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(1.5)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ removal. The three files cluster.installer writes are pushed into a node and run
 import base64
 import datetime
 import json
-import time
 
 import pytest
 
 from kubesalt.master import pki
 from kubesalt.minion_bootstrap import credentials
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -35,14 +35,6 @@ def unchanged(node, hostname):
     assert not node.exists("/etc/systemd/system/kubesalt-minion.service")
     assert node.run(["hostname"]).stdout.strip() == hostname
 
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
