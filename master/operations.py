@@ -9,16 +9,21 @@ state's comment. Stage start/finish times are recorded by the orchestration itse
 import os
 import time
 
+from . import plan
+
 ORCHESTRATION = "orch.provision"
 
 
 def orchestration_pillar(op):
+    """What the orchestration renders from: the operation's stages (names and nodes, as
+    recorded) with what the plan says each applies, in parallel or not, and for how long."""
+    by_name = {stage.name: stage for stage in plan.STAGES}
     return {"kubesalt_operation": {
         "id": op["id"],
         "cluster": op["cluster"],
         "stages": [{"name": s["name"], "title": s["title"], "nodes": s["nodes"],
-                    "sls": s.get("sls", ""), "parallel": s.get("parallel", True),
-                    "timeout": s.get("timeout", 600)}
+                    "sls": by_name[s["name"]].sls, "parallel": by_name[s["name"]].parallel,
+                    "timeout": by_name[s["name"]].timeout}
                    for s in op["stages"] if s["state"] != "skipped"],
     }}
 

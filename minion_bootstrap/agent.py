@@ -76,7 +76,7 @@ def minion_config(node_id, cluster, controller, acceptance_wait=2):
         "utils_dirs": [SALT_ROOT + "/var/cache/salt/minion/extmods/utils"],
         "grains": {"kubesalt": {"cluster": cluster, "node_id": node_id}},
         "acceptance_wait_time": acceptance_wait,
-        "acceptance_wait_time_max": 10,
+        "acceptance_wait_time_max": 5,
         "random_reauth_delay": 0,
         "log_level_logfile": "info",
     }
@@ -141,8 +141,11 @@ class Agent:
         if not salt_wheels:
             raise AgentError("the agent bundle has no salt wheel")
         self.run([self.python, "-m", "venv", self.path(VENV)])
+        # --no-compile: byte-compiling all of Salt takes most of the install on a small
+        # node; the minion compiles only the modules it imports, once, on first start.
         self.run([self.path(VENV + "/bin/python"), "-m", "pip", "install", "--quiet",
-                  "--no-index", "--find-links", wheels, os.path.join(wheels, salt_wheels[0])])
+                  "--no-compile", "--no-index", "--find-links", wheels,
+                  os.path.join(wheels, salt_wheels[0])])
         with open(stamp, "w") as handle:
             handle.write(sha256 + "\n")
         return True

@@ -1,11 +1,12 @@
 """python -m tests.lab {prepare, up --nodes N, status, exec NODE -- CMD..., push NODE SRC DEST,
-down}: the lab from the command line (run from the repository root, as root)."""
+down, artifacts VERSION DEST}: the lab from the command line (run from the repository root,
+as root)."""
 
 import argparse
 import json
 import sys
 
-from . import rootfs
+from . import artifacts, rootfs
 from .lab import Lab, LabError
 
 
@@ -24,6 +25,10 @@ def main(argv=None):
     push.add_argument("source")
     push.add_argument("dest")
     sub.add_parser("down", help="remove every node, mount, link and cgroup of the lab")
+    source = sub.add_parser("artifacts", help="write the artifact source directory of a "
+                                              "Kubernetes release (for artifacts.sync)")
+    source.add_argument("version")
+    source.add_argument("dest")
     args = parser.parse_args(argv)
     lab = Lab()
     try:
@@ -42,6 +47,9 @@ def main(argv=None):
             return proc.returncode
         elif args.command == "push":
             lab.node(args.node).push(args.source, args.dest)
+        elif args.command == "artifacts":
+            written = artifacts.build(args.dest, args.version)
+            print(json.dumps({"written": written, **artifacts.describe()}, indent=2))
         elif args.command == "down":
             lab.down()
     except LabError as exc:

@@ -325,6 +325,20 @@ class Lab:
             node.wait_running()
         return nodes
 
+    def renew(self, nodes=None):
+        """Replace nodes (default: all) with freshly booted ones, as if reinstalled: same
+        names and addresses, nothing left of what ran on them."""
+        nodes = list(nodes) if nodes is not None else self.nodes
+        for node in nodes:
+            node.signal_stop()
+        for node in nodes:
+            node.stop()
+        for node in nodes:
+            node.boot()
+        for node in nodes:
+            node.wait_running()
+        return nodes
+
     def down(self):
         """Remove every node, mount, link, cgroup and process of this lab, also what a
         crashed run left behind."""

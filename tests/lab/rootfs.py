@@ -29,6 +29,13 @@ LAYERS = {
     "etcd": (("etcd-server", "etcd-client"),
              "systemctl disable etcd || true; rm -rf /var/lib/etcd/*"),
 }
+# Built like LAYERS but never part of a node: what the lab's artifact source (tests/lab/
+# artifacts.py) packs for the states to install, as a real site's artifact store would hold
+# upstream releases. Debian's containerd, runc and CNI plugins are real and run in a node.
+ARTIFACT_LAYERS = {
+    "runtime": (("containerd", "runc", "containernetworking-plugins"),
+                "systemctl disable containerd || true"),
+}
 
 
 def base_dir():
@@ -131,4 +138,7 @@ def prepare():
         if build_layer(name, packages, post, list(reversed(below))):
             built.append(name)
         below.append(layer_dir(name))
+    for name, (packages, post) in ARTIFACT_LAYERS.items():
+        if build_layer(name, packages, post, [base_dir()]):
+            built.append(name)
     return built

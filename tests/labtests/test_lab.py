@@ -95,13 +95,14 @@ def test_three_member_etcd_is_healthy(lab):
     cluster = ",".join(f"{n.name}=http://{n.address}:2380" for n in members)
     for node in members:
         node.write("/etc/default/etcd",
-                   f"ETCD_NAME={node.name}\nETCD_DATA_DIR=/var/lib/lab-etcd\n"
+                   f"ETCD_NAME={node.name}\nETCD_DATA_DIR=/var/lib/etcd/lab\n"
                    f"ETCD_LISTEN_PEER_URLS=http://{node.address}:2380\n"
                    f"ETCD_LISTEN_CLIENT_URLS=http://{node.address}:2379,http://127.0.0.1:2379\n"
                    f"ETCD_INITIAL_ADVERTISE_PEER_URLS=http://{node.address}:2380\n"
                    f"ETCD_ADVERTISE_CLIENT_URLS=http://{node.address}:2379\n"
                    f"ETCD_INITIAL_CLUSTER={cluster}\nETCD_INITIAL_CLUSTER_STATE=new\n"
                    "ETCD_INITIAL_CLUSTER_TOKEN=kslab\n")
+        # Debian runs etcd as user etcd, which owns /var/lib/etcd only.
         # a Type=notify member waits for quorum: start all without blocking
         node.systemctl("restart", "--no-block", "etcd", check=True)
     endpoints = ",".join(f"http://{n.address}:2379" for n in members)
@@ -115,4 +116,4 @@ def test_three_member_etcd_is_healthy(lab):
     assert health.stdout.count("is healthy") + health.stderr.count("is healthy") == 3
     for node in members:
         node.systemctl("stop", "etcd")
-        node.run(["rm", "-rf", "/var/lib/lab-etcd", "/etc/default/etcd"])
+        node.run(["rm", "-rf", "/var/lib/etcd/lab", "/etc/default/etcd"])

@@ -1,6 +1,6 @@
 import pytest
 
-from kubesalt.master import operations
+from kubesalt.master import operations, plan
 from kubesalt.master.store import AlreadyExists, Store
 
 FAILED_RETURN = {
@@ -33,6 +33,22 @@ def test_orchestration_pillar_leaves_out_skipped_stages():
         {"name": "etcd", "title": "t", "nodes": ["a"], "state": "pending"}]}
     stages = operations.orchestration_pillar(op)["kubesalt_operation"]["stages"]
     assert [s["name"] for s in stages] == ["etcd"]
+
+
+def test_orchestration_pillar_from_a_stored_operation_applies_each_stage_sls(tmp_path):
+    """The store records stage names and nodes only; what each stage applies comes from the
+    plan, so an operation read back from the store still runs its states."""
+    store = Store(tmp_path)
+    store.create_cluster("c", {})
+    nodes = [{"id": "m1", "config": {"roles": ["master", "worker"]}}]
+    store.create_operation("op-2", "c", "provision",
+                           plan.resolve({"storage": "none"}, nodes), lambda pid: True)
+    stages = operations.orchestration_pillar(store.operation("op-2"))["kubesalt_operation"][
+        "stages"]
+    by_name = {s["name"]: s for s in stages}
+    assert by_name["etcd"]["sls"] == "kubesalt.etcd"
+    assert all(s["sls"] for s in stages if s["name"] != "ready")
+    assert by_name["etcd"]["nodes"] == ["m1"]
 
 
 def make_store(tmp_path):

@@ -28,13 +28,18 @@ Fetch the etcd release:
 
 # The upstream tarball keeps etcd and etcdctl under etcd-v<version>-linux-<arch>/; a store
 # may also hold them at the top. Extract both by base name from wherever they sit, which
-# archive.extracted cannot do without knowing the layout.
+# archive.extracted cannot do without knowing the layout. The stamp records which release
+# file the binaries came from, so a rerun with the same file changes nothing.
+{%- set stamp = paths.cache_dir ~ "/etcd.installed" %}
 Install etcd {{ versions.etcd }}:
   cmd.run:
     - name: >-
         tar -xzf {{ tarball }} -C {{ paths.bin_dir }} --no-same-owner
         --wildcards --no-anchored --transform='s,.*/,,' etcd etcdctl
-    - unless: {{ paths.bin_dir }}/etcd --version | grep -q 'etcd Version. {{ versions.etcd }}$'
+        && echo {{ artifacts.etcd.sha256 }} > {{ stamp }}
+    - unless: >-
+        test -x {{ paths.bin_dir }}/etcd && test -x {{ paths.bin_dir }}/etcdctl
+        && grep -qx {{ artifacts.etcd.sha256 }} {{ stamp }}
     - require:
       - file: Fetch the etcd release
 

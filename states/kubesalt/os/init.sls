@@ -19,14 +19,14 @@ Keep swap off across reboots:
     - ignore_if_missing: True
     - backup: False
 
-{%- for module in kubesalt.os.kernel_modules %}
+{%- for module, works in kubesalt.os.kernel_modules | dictsort %}
 
+# Persisted below in one modules-load.d file rather than kmod's /etc/modules edits, which
+# differ per OS family.
 Load kernel module {{ module }}:
-  kmod.present:
-    - name: {{ module }}
-    # persisted below in one modules-load.d file rather than kmod's /etc/modules edits,
-    # which differ per OS family.
-    - persist: False
+  cmd.run:
+    - name: modprobe {{ module }}
+    - unless: {{ works }}
 {%- endfor %}
 
 Load kernel modules at boot:
@@ -36,7 +36,7 @@ Load kernel modules at boot:
     - makedirs: True
     - contents: |
         # Managed by kubesalt: containerd needs overlay, kube-proxy and the CNI br_netfilter.
-      {%- for module in kubesalt.os.kernel_modules %}
+      {%- for module in kubesalt.os.kernel_modules | sort %}
         {{ module }}
       {%- endfor %}
 
@@ -49,8 +49,8 @@ Set sysctl {{ key }}:
     # sysctl.present also writes the value to this file so it survives a reboot.
     - config: {{ kubesalt.os.sysctl_file }}
     - require:
-    {%- for module in kubesalt.os.kernel_modules %}
-      - kmod: Load kernel module {{ module }}
+    {%- for module in kubesalt.os.kernel_modules | sort %}
+      - cmd: Load kernel module {{ module }}
     {%- endfor %}
 {%- endfor %}
 
