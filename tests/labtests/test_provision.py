@@ -81,18 +81,23 @@ def provision(controller, cluster, timeout=1500):
 
 def salt(controller, *args, timeout=600):
     proc = subprocess.run([str(BIN / "salt"), "-c", str(controller.conf_dir), "--out=json",
-                           "--static", *args], capture_output=True, text=True, timeout=timeout)
-    return json.loads(proc.stdout or "{}")
+                           "--static", "-t", str(timeout - 60), *args], capture_output=True,
+                          text=True, timeout=timeout)
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"salt {args}: {proc.stdout}\n{proc.stderr}") from None
 
 
 def changed_states(controller, ids, sls):
-    """Every state of `sls` that would change something on `ids` (test=True)."""
-    result = salt(controller, "-L", ",".join(ids), "state.sls", sls, "test=True")
+    """Apply `sls` again on `ids`: every state that failed or changed something."""
+    result = salt(controller, "-L", ",".join(ids), "state.sls", sls)
     changed = {}
     for node_id in ids:
         states = result.get(node_id)
         assert isinstance(states, dict), f"{node_id}: {states}"
-        pending = [s["__id__"] for s in states.values() if s.get("result") is not True]
+        pending = [s["__id__"] for s in states.values()
+                   if s.get("result") is not True or s.get("changes")]
         if pending:
             changed[node_id] = pending
     return changed
@@ -104,13 +109,34 @@ def kubectl(node, *args):
     return json.loads(proc.stdout)
 
 
-def test_converged_single_to_ready(lab, lab_controller, tmp_path, fresh_nodes, artifact_source):
+def test_converged_single_survives_a_controller_restart(lab, lab_controller, tmp_path,
+                                                        fresh_nodes, artifact_source):
     ctl, node = lab_controller, lab.nodes[0]
     ctl.run_ok("artifacts.sync", K8S, f"source={artifact_source}")
     [node_id] = enroll(lab, ctl, "solo", [node], tmp_path / "creds", blueprint="minimal",
                        pod_subnet="10.250.0.0/16", service_subnet="10.112.0.0/12")
     configure(ctl, [node_id], ["master,worker"])
-    status = provision(ctl, "solo")
+    first = ctl.run_ok("cluster.provision", "solo")["operation"]
+
+    def running(stage_names):
+        op = ctl.run_ok("cluster.status", "solo")["operation"]
+        return any(s["stage"] in stage_names and s["state"] == "running" for s in op["stages"])
+
+    # restart the controller in the middle of the operation
+    wait_for(lambda: running({"binaries", "containerd", "consul"}), 300, "a stage to run")
+    ctl.stop()
+    ctl.start()
+    history = ctl.run_ok("cluster.status", "solo", "history=True")
+    assert [op["operation"] for op in history["operations"]] == [first]
+
+    def ended():
+        op = ctl.run_ok("cluster.status", "solo")["operation"]
+        return op if op["state"] in ("done", "failed") else None
+
+    interrupted = wait_for(ended, 900, "the interrupted operation to end", interval=3)
+    assert any(s["state"] == "done" for s in interrupted["stages"]), "earlier stages recorded"
+    status = provision(ctl, "solo") if interrupted["state"] == "failed" else \
+        ctl.run_ok("cluster.status", "solo")
     assert status["state"] == "READY", status
     stages = {s["stage"]: s for s in status["operation"]["stages"]}
     assert stages["control-plane-init"]["state"] == "done"
