@@ -1,6 +1,7 @@
 """kubesalt-controller: set up, start, stop and inspect the kubesalt controller (a salt-master)."""
 
 import argparse
+import getpass
 import json
 import os
 import shutil
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import salt.crypt
 
-from . import agent_bundle, config, daemon, pki
+from . import agent_bundle, api, config, daemon, pki
 from .layout import Layout
 
 UNIT_NAME = "kubesalt-controller.service"
 UNIT_PATH = Path("/etc/systemd/system") / UNIT_NAME
+API_UNIT_NAME = "kubesalt-controller-api.service"
 
 
 def _systemd_running():
@@ -25,6 +27,9 @@ def _systemd_running():
 def install_unit():
     template = (Path(__file__).parent / "systemd" / UNIT_NAME).read_text()
     UNIT_PATH.write_text(template.replace("@SALT_MASTER@", daemon.salt_script("salt-master")))
+    template = (Path(__file__).parent / "systemd" / API_UNIT_NAME).read_text()
+    (UNIT_PATH.parent / API_UNIT_NAME).write_text(
+        template.replace("@SALT_API@", daemon.salt_script("salt-api")))
     if _systemd_running():
         subprocess.run(["systemctl", "daemon-reload"], check=True)
 
@@ -38,18 +43,21 @@ def ensure_master_keys(layout):
         salt.crypt.write_keys(str(layout.pki_dir), "master", 4096)
 
 
-def ensure_endpoint_cert(layout, ca, settings):
-    """The HTTPS endpoint's certificate names every address nodes may use; reissued when
-    those change."""
+def ensure_endpoint_cert(layout, ca, settings, stem="endpoint"):
+    """The HTTPS endpoint's (or, with stem="api", the REST API's) certificate from the
+    controller CA names every address nodes and clients may use; reissued when those
+    change."""
     addresses = sorted({settings["advertise"], settings["interface"]} - {"0.0.0.0", "::"})
-    names_file = layout.kubesalt_pki / "endpoint.names"
-    cert_file = layout.kubesalt_pki / "endpoint.crt"
+    if stem == "api" and settings["interface"] in ("0.0.0.0", "::"):
+        addresses = sorted(set(addresses) | {"127.0.0.1"})
+    names_file = layout.kubesalt_pki / f"{stem}.names"
+    cert_file = layout.kubesalt_pki / f"{stem}.crt"
     if cert_file.exists() and names_file.exists() and \
             names_file.read_text().split() == addresses:
         return
     cert_pem, key_pem = ca.issue_server_cert(names=[socket.getfqdn()], ips=addresses,
                                              ttl_days=825)
-    key_file = layout.kubesalt_pki / "endpoint.key"
+    key_file = layout.kubesalt_pki / f"{stem}.key"
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key_pem)
@@ -61,11 +69,12 @@ def cmd_init(args, layout):
     settings = config.settings_for(layout, interface=args.interface,
                                    publish_port=args.publish_port, ret_port=args.ret_port,
                                    https_port=args.https_port, advertise=args.advertise,
-                                   ntp_server=args.ntp_server)
+                                   ntp_server=args.ntp_server, api_port=args.api_port)
     config.write(layout, settings)
     ca = pki.ensure_ca(layout.kubesalt_pki)
     ensure_master_keys(layout)
     ensure_endpoint_cert(layout, ca, settings)
+    ensure_endpoint_cert(layout, ca, settings, stem="api")
     if not layout.embedded:
         install_unit()
     return {"config_dir": str(layout.conf_dir), "state_dir": str(layout.state_dir), **settings}
@@ -73,15 +82,75 @@ def cmd_init(args, layout):
 
 def cmd_start(args, layout):
     if not layout.embedded and _systemd_running():
-        subprocess.run(["systemctl", "start", UNIT_NAME], check=True)
+        subprocess.run(["systemctl", "start", UNIT_NAME, API_UNIT_NAME], check=True)
+        return daemon.start(layout, spawn=False)
     return daemon.start(layout)
 
 
 def cmd_stop(args, layout):
     if not layout.embedded and _systemd_running():
-        subprocess.run(["systemctl", "stop", UNIT_NAME], check=True)
+        subprocess.run(["systemctl", "stop", API_UNIT_NAME, UNIT_NAME], check=True)
         return {"stopped": True}
     return {"stopped": daemon.stop(layout)}
+
+
+def _read_password(args):
+    """From --password-file, or stdin (prompted twice on a terminal); never from argv."""
+    if args.password_file:
+        with open(args.password_file, encoding="utf-8") as handle:
+            password = handle.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise daemon.ControllerError("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise daemon.ControllerError("empty password")
+    return password
+
+
+def _apply_acl_change(layout):
+    """The master and salt-api read external_auth at start: rewrite it, and restart a running
+    controller so the change applies."""
+    config.write_api(layout, config.settings_for(layout))
+    if daemon.read_pid(layout) is None:
+        return False
+    if not layout.embedded and _systemd_running():
+        subprocess.run(["systemctl", "restart", UNIT_NAME, API_UNIT_NAME], check=True)
+        daemon.start(layout, spawn=False)
+    else:
+        daemon.stop(layout)
+        daemon.start(layout)
+    return True
+
+
+def cmd_user_add(args, layout):
+    try:
+        api.check_user_name(args.name)
+    except ValueError as exc:
+        raise daemon.ControllerError(str(exc)) from None
+    password = _read_password(args)
+    try:
+        changed = api.add_user(layout, args.name, args.role, password)
+    except ValueError as exc:
+        raise daemon.ControllerError(str(exc)) from None
+    restarted = _apply_acl_change(layout) if changed and not args.no_restart else False
+    return {"user": args.name, "role": args.role, "acl_changed": changed,
+            "restarted": restarted, "user_store": str(layout.api_users_file)}
+
+
+def cmd_user_remove(args, layout):
+    try:
+        api.remove_user(layout, args.name)
+    except ValueError as exc:
+        raise daemon.ControllerError(str(exc)) from None
+    restarted = False if args.no_restart else _apply_acl_change(layout)
+    return {"removed": args.name, "restarted": restarted}
+
+
+def cmd_user_list(args, layout):
+    return {"users": api.read_roles(layout)}
 
 
 def cmd_agent_bundle(args, layout):
@@ -120,7 +189,28 @@ def parser():
                                             "controller's address)")
     init.add_argument("--https-port", type=int,
                       help="HTTPS port nodes download from (default 4507)")
+    init.add_argument("--api-port", type=int,
+                      help="HTTPS port of the REST API, salt-api (default 8443)")
     init.set_defaults(func=cmd_init)
+    user = sub.add_parser("user", help="REST API users (Salt file eauth, roles operator and "
+                                       "viewer)")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = with_root(user_sub.add_parser(
+        "add", help="add a user or change their role or password; the password is read from "
+                    "--password-file or stdin, never from the command line"))
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=api.ROLE_NAMES)
+    add.add_argument("--password-file", help="read the password from the first line of FILE")
+    add.add_argument("--no-restart", action="store_true",
+                     help="do not restart a running controller (a new user or role then "
+                          "applies at the next start)")
+    add.set_defaults(func=cmd_user_add)
+    remove = with_root(user_sub.add_parser("remove", help="remove a user"))
+    remove.add_argument("name")
+    remove.add_argument("--no-restart", action="store_true")
+    remove.set_defaults(func=cmd_user_remove)
+    with_root(user_sub.add_parser("list", help="users and their roles")).set_defaults(
+        func=cmd_user_list)
     bundle = with_root(sub.add_parser(
         "agent-bundle", help="put the node-agent software (Salt wheels) into the artifact "
                              "store nodes download from"))

@@ -2,8 +2,10 @@
 
 `DIR/etc/salt/master` holds where the daemon lives and listens (root_dir, interface, ports);
 `master.d/kubesalt.conf` wires in kubesalt's tree (states, pillar, runners, modules, reactor,
-ext_pillar). Both are generated: re-running keeps earlier choices unless new ones are given,
-and never touches keys or records.
+ext_pillar); `master.d/kubesalt-api.conf` configures the REST API (salt-api with kubesalt's
+`kubesalt_api` netapi module, TLS, eauth and ACLs; salt-api reads the master configuration).
+All are generated: re-running keeps earlier choices unless new ones are given, and never
+touches keys, records or API users.
 """
 
 import os
@@ -12,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from . import tree
+from . import api, tree
 
 DEFAULTS = {"interface": "127.0.0.1", "publish_port": 4505, "ret_port": 4506,
-            "https_port": 4507, "advertise": None, "ntp_server": None}
+            "https_port": 4507, "api_port": 8443, "advertise": None, "ntp_server": None}
 _WILDCARDS = ("0.0.0.0", "::")
 
 HEADER = "# Written by kubesalt-controller init; re-run it instead of editing by hand.\n"
@@ -87,6 +89,29 @@ def kubesalt_config(layout, settings):
     }
 
 
+def api_config(layout, settings):
+    """salt-api's part of the master configuration. Only client=runner is enabled, and each
+    user's ACL names kubesalt's runner functions one by one (master/api.py renders them from
+    master/openapi.yaml), so no other runner, wheel or execution function is reachable."""
+    return {
+        "netapi_dirs": [str(tree.master_dir() / "netapi")],
+        "netapi_enable_clients": ["runner"],
+        "kubesalt_api": {
+            "host": settings["interface"],
+            "port": int(settings["api_port"]),
+            "ssl_crt": str(layout.kubesalt_pki / "api.crt"),
+            "ssl_key": str(layout.kubesalt_pki / "api.key"),
+            "installers_dir": str(layout.installers_dir),
+        },
+        "external_auth": api.external_auth(layout),
+    }
+
+
+def write_api(layout, settings):
+    api.ensure_user_store(layout)
+    _write(layout.api_conf, api_config(layout, settings))
+
+
 def _write(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -100,7 +125,8 @@ def _write(path, data):
 def write(layout, settings):
     _write(layout.master_conf, master_config(layout, settings))
     _write(layout.kubesalt_conf, kubesalt_config(layout, settings))
-    for directory in (layout.state_dir, layout.kubesalt_pki):
+    write_api(layout, settings)
+    for directory in (layout.state_dir, layout.kubesalt_pki, layout.installers_dir):
         Path(directory).mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
     layout.artifacts_dir.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,35 @@ class Layout:
         return self.root / "var" / "log" / "salt" / "master"
 
     @property
+    def api_pidfile(self):
+        """salt-api's pidfile (Salt's default `api_pidfile`, re-rooted under root_dir)."""
+        return self.root / "var" / "run" / "salt-api.pid"
+
+    @property
+    def api_log_file(self):
+        return self.root / "var" / "log" / "salt" / "api"
+
+    @property
+    def api_conf(self):
+        """The REST API's part of the master configuration (salt-api reads it too)."""
+        return self.conf_dir / "master.d" / "kubesalt-api.conf"
+
+    @property
+    def api_users_file(self):
+        """htpasswd-style user store of Salt's `file` eauth (mode 0600)."""
+        return self.state_dir / "api" / "users.htpasswd"
+
+    @property
+    def api_roles_file(self):
+        """user -> role, from which the external_auth ACLs are generated."""
+        return self.state_dir / "api" / "roles.yaml"
+
+    @property
+    def installers_dir(self):
+        """Where cluster.installer writes credentials when called through the REST API."""
+        return self.state_dir / "installers"
+
+    @property
     def kubesalt_pki(self):
         return self.state_dir / "pki"
 

@@ -1,5 +1,6 @@
 """A real kubesalt controller for tests: `kubesalt-controller init/start` under a temporary
-root on loopback, driven with the real `salt-run` and `salt-key` commands."""
+root on loopback, driven with the real `salt-run` and `salt-key` commands, and its REST API
+(salt-api over HTTPS) on a free port."""
 
 import json
 import os
@@ -28,8 +29,28 @@ class Controller:
     def __init__(self, root, interface="127.0.0.1"):
         self.root = Path(root)
         self.interface = interface
-        self.publish_port, self.ret_port, self.https_port = free_ports(3, interface)
+        self.publish_port, self.ret_port, self.https_port, self.api_port = \
+            free_ports(4, interface)
         self.conf_dir = self.root / "etc" / "salt"
+
+    @property
+    def api_url(self):
+        return f"https://{self.interface}:{self.api_port}"
+
+    @property
+    def ca_file(self):
+        """The controller CA certificate, which the API's TLS certificate chains to."""
+        return self.root / "var" / "lib" / "kubesalt" / "pki" / "ca.crt"
+
+    def add_user(self, name, role, password):
+        """kubesalt-controller user add NAME --role ROLE, the password on stdin."""
+        proc = subprocess.run([str(BIN / "kubesalt-controller"), "--json", "user", "add", name,
+                               "--role", role, "--root", str(self.root)],
+                              input=password + "\n", capture_output=True, text=True,
+                              timeout=120)
+        if proc.returncode != 0:
+            raise AssertionError(f"user add {name} failed: {proc.stderr}")
+        return json.loads(proc.stdout)
 
     def ctl(self, *args, check=True):
         proc = subprocess.run([str(BIN / "kubesalt-controller"), "--json", *args,
@@ -42,7 +63,8 @@ class Controller:
     def init(self):
         return self.ctl("init", "--interface", self.interface,
                         "--publish-port", str(self.publish_port),
-                        "--ret-port", str(self.ret_port), "--https-port", str(self.https_port))
+                        "--ret-port", str(self.ret_port), "--https-port", str(self.https_port),
+                        "--api-port", str(self.api_port))
 
     def start(self):
         return json.loads(self.ctl("start").stdout)

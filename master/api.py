@@ -1,0 +1,274 @@
+"""The REST API's model: which runner functions it serves, who may call which, how a request
+is checked, and the user store behind Salt's `file` eauth.
+
+master/openapi.yaml is the single description: the functions served are the `fun` values of
+its request schemas, and every request is checked against those schemas here (a small
+validator for the JSON Schema subset the file uses) before Salt sees it.
+
+The ACLs are Salt's own (`external_auth`); this module renders them from ROLES so the REST
+layer and Salt agree on who may call what.
+"""
+
+import functools
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+OPENAPI = Path(__file__).with_name("openapi.yaml")
+
+# Salt's file eauth reads this htpasswd-style file (passlib); PAM is the documented alternative.
+EAUTH = "file"
+VIEWER_FUNCTIONS = ("cluster.list", "cluster.show", "cluster.status", "node.list", "node.show")
+ROLE_NAMES = ("operator", "viewer")
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+# Keys of a request that salt-api itself consumes; everything else is a runner argument.
+ENVELOPE = ("client", "fun")
+
+
+class ApiError(Exception):
+    """A request refused before Salt sees it: an HTTP status and a message."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@functools.lru_cache(maxsize=1)
+def description():
+    with open(OPENAPI, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _resolve(schema):
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = description()["components"]["schemas"][name]
+    return schema
+
+
+def function_schemas():
+    """{fun: schema} for every runner function the API serves."""
+    body = description()["paths"]["/"]["post"]["requestBody"]["content"]["application/json"]
+    result = {}
+    for ref in body["schema"]["oneOf"]:
+        schema = _resolve(ref)
+        result[schema["properties"]["fun"]["enum"][0]] = schema
+    return result
+
+
+def roles():
+    """{role: [runner functions]}: the ACLs `external_auth` gets."""
+    served = sorted(function_schemas())
+    return {"operator": served, "viewer": sorted(VIEWER_FUNCTIONS)}
+
+
+def acl(role):
+    """A Salt eauth ACL entry list for a role: runner functions only, named one by one."""
+    return [{"@runner": list(roles()[role])}]
+
+
+# ---- request checking --------------------------------------------------------------------
+
+_TYPES = {"string": str, "object": dict, "array": list, "boolean": bool}
+
+
+def _type_ok(value, kind):
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _TYPES[kind])
+
+
+def validate(value, schema, where):
+    """Raise ApiError(400) naming the first place `value` breaks `schema` (the JSON Schema
+    subset openapi.yaml uses: type, nullable, enum, min/maxLength, minimum/maximum, required,
+    properties, additionalProperties, maxProperties, items)."""
+    schema = _resolve(schema)
+    if value is None:
+        if schema.get("nullable") or not schema:
+            return
+        raise ApiError(400, f"{where}: must not be null")
+    kind = schema.get("type")
+    if kind and not _type_ok(value, kind):
+        raise ApiError(400, f"{where}: must be {'an' if kind[0] in 'aeio' else 'a'} {kind}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise ApiError(400, f"{where}: must be one of {', '.join(map(str, schema['enum']))}")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            raise ApiError(400, f"{where}: must not be empty")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise ApiError(400, f"{where}: longer than {schema['maxLength']} characters")
+        if "\x00" in value:
+            raise ApiError(400, f"{where}: must not contain NUL characters")
+    if kind in ("integer", "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise ApiError(400, f"{where}: must be at least {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise ApiError(400, f"{where}: must be at most {schema['maximum']}")
+    if isinstance(value, dict):
+        _validate_object(value, schema, where)
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            validate(item, schema["items"], f"{where}[{i}]")
+
+
+def _validate_object(value, schema, where):
+    for key in value:
+        if not isinstance(key, str):
+            raise ApiError(400, f"{where}: keys must be strings")
+    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        raise ApiError(400, f"{where}: at most {schema['maxProperties']} entries")
+    missing = [k for k in schema.get("required", ()) if k not in value]
+    if missing:
+        raise ApiError(400, f"{where}: missing {', '.join(missing)}")
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for key, item in value.items():
+        if key in properties:
+            validate(item, properties[key], f"{where}.{key}" if where else key)
+        elif extra is False:
+            allowed = ", ".join(k for k in properties if k not in ENVELOPE) or "none"
+            raise ApiError(400, f"{where or 'request'}: unknown parameter {key!r} "
+                                f"(allowed: {allowed})")
+        elif isinstance(extra, dict):
+            validate(item, extra, f"{where}.{key}" if where else key)
+
+
+def check_login(body):
+    """The credentials of a /login body, or ApiError(400)."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object with username, password and eauth")
+    validate(body, description()["components"]["schemas"]["Login"], "")
+    return body
+
+
+def check_chunks(lowstate):
+    """The runner calls of a POST / body (one object, or a list of them): [(fun, chunk)].
+
+    400 for anything malformed, 403 for a client other than runner or a function kubesalt
+    does not serve. Whether the user's role allows `fun` is checked separately (it needs
+    the session)."""
+    if isinstance(lowstate, dict):
+        lowstate = [lowstate]
+    if not isinstance(lowstate, list) or not lowstate:
+        raise ApiError(400, "the body must be a JSON object {client: runner, fun: ..., "
+                            "arguments...} or a non-empty list of them")
+    schemas = function_schemas()
+    calls = []
+    for index, chunk in enumerate(lowstate):
+        where = f"request[{index}]" if len(lowstate) > 1 else "request"
+        if not isinstance(chunk, dict):
+            raise ApiError(400, f"{where}: must be a JSON object")
+        client = chunk.get("client")
+        if client is None:
+            raise ApiError(400, f"{where}: missing client (kubesalt serves client=runner)")
+        if client != "runner":
+            raise ApiError(403, f"{where}: client {str(client)[:40]!r} is not served; "
+                                "kubesalt's API serves client=runner only")
+        fun = chunk.get("fun")
+        if not isinstance(fun, str) or not fun:
+            raise ApiError(400, f"{where}: fun must name a runner function, e.g. cluster.list")
+        if fun not in schemas:
+            raise ApiError(403, f"{where}: {fun[:80]!r} is not a kubesalt API function; served: "
+                                f"{', '.join(sorted(schemas))}")
+        calls.append((fun, chunk))
+    return calls
+
+
+def check_arguments(fun, chunk, where="request"):
+    validate(chunk, function_schemas()[fun], where)
+
+
+# ---- user store -------------------------------------------------------------------------
+
+def read_roles(layout):
+    try:
+        with open(layout.api_roles_file, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        return {}
+    return {str(k): str(v) for k, v in (data.get("users") or {}).items()}
+
+
+def external_auth(layout):
+    """Salt's `external_auth`: the file eauth over the user store, one ACL per user."""
+    users = read_roles(layout)
+    provider = {"^filename": str(layout.api_users_file), "^filetype": "htpasswd"}
+    for name, role in sorted(users.items()):
+        if role in ROLE_NAMES:
+            provider[name] = acl(role)
+    return {EAUTH: provider}
+
+
+def _write_private(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def ensure_user_store(layout):
+    """An empty user store on a fresh controller (the file eauth needs the file to exist)."""
+    if not layout.api_users_file.exists():
+        _write_private(layout.api_users_file, "")
+    os.chmod(layout.api_users_file, 0o600)
+
+
+def check_user_name(name):
+    if not isinstance(name, str) or not USER_NAME.match(name):
+        raise ValueError(f"user name {name!r}: use 1-32 of a-z, 0-9, _ . - (starting with a "
+                         "letter or _)")
+
+
+def add_user(layout, name, role, password):
+    """Add a user or change their role/password. Returns True if the ACLs changed (the
+    running master and salt-api read them at start)."""
+    from passlib.apache import HtpasswdFile  # noqa: PLC0415 - only the CLI writes users
+
+    check_user_name(name)
+    if role not in ROLE_NAMES:
+        raise ValueError(f"role must be one of {', '.join(ROLE_NAMES)}")
+    if not password or "\n" in password:
+        raise ValueError("the password must be one non-empty line")
+    ensure_user_store(layout)
+    store = HtpasswdFile(str(layout.api_users_file), default_scheme="sha512_crypt")
+    store.set_password(name, password)
+    _write_private(layout.api_users_file, store.to_string().decode())
+    users = read_roles(layout)
+    changed = users.get(name) != role
+    users[name] = role
+    _write_roles(layout, users)
+    return changed
+
+
+def remove_user(layout, name):
+    from passlib.apache import HtpasswdFile  # noqa: PLC0415
+
+    users = read_roles(layout)
+    if name not in users:
+        raise ValueError(f"no API user named {name!r}")
+    ensure_user_store(layout)
+    store = HtpasswdFile(str(layout.api_users_file))
+    store.delete(name)
+    _write_private(layout.api_users_file, store.to_string().decode())
+    del users[name]
+    _write_roles(layout, users)
+    return True
+
+
+def _write_roles(layout, users):
+    _write_private(layout.api_roles_file,
+                   "# Written by kubesalt-controller user add/remove.\n"
+                   + yaml.safe_dump({"users": dict(sorted(users.items()))},
+                                    default_flow_style=False))
