@@ -1,9 +1,12 @@
-"""Starts, stops and inspects the controller's salt-master daemon."""
+"""Starts, stops and inspects the controller's daemons: salt-master and salt-api (the REST
+API, when `kubesalt-controller init` configured it)."""
 
+import http.client
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -11,7 +14,8 @@ from pathlib import Path
 
 import salt.utils.crypt
 
-from . import config
+from . import config, operations
+from . import store as store_mod
 
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
@@ -32,9 +36,9 @@ def salt_script(name):
     return found
 
 
-def read_pid(layout):
+def read_pid(layout, pidfile=None):
     try:
-        pid = int(Path(layout.pidfile).read_text().strip())
+        pid = int(Path(pidfile or layout.pidfile).read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
     try:
@@ -65,10 +69,33 @@ def fingerprint(layout):
     return salt.utils.crypt.pem_finger(str(layout.master_pub), sum_type="sha256") or None
 
 
-def _answering(layout, settings):
+def _local_host(settings):
     host = settings["interface"]
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
+def api_enabled(layout):
+    return layout.api_conf.exists()
+
+
+def api_answering(layout, settings):
+    """Does the REST API answer GET / over HTTPS with a certificate of the controller CA?"""
+    if not settings.get("api_port"):
+        return False
+    context = ssl.create_default_context(cafile=str(layout.kubesalt_pki / "ca.crt"))
+    conn = http.client.HTTPSConnection(_local_host(settings), int(settings["api_port"]),
+                                       context=context, timeout=2)
+    try:
+        conn.request("GET", "/", headers={"Accept": "application/json"})
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def _answering(layout, settings):
+    host = _local_host(settings)
     return (
         read_pid(layout) is not None
         and layout.master_pub.exists()
@@ -79,12 +106,14 @@ def _answering(layout, settings):
     )
 
 
-def start(layout):
+def start(layout, spawn=True):
+    """Start the daemons that are not running (spawn=False: systemd starts them; only wait)
+    and return once the master and, when configured, the REST API answer."""
     settings = config.read_settings(layout)
     if not settings:
         raise ControllerError(f"no controller configuration in {layout.conf_dir}; run "
                               "kubesalt-controller init first")
-    if read_pid(layout) is None:
+    if spawn and read_pid(layout) is None:
         subprocess.run(
             [salt_script("salt-master"), "-c", str(layout.conf_dir), "-d"],
             check=True, stdin=subprocess.DEVNULL)
@@ -93,22 +122,57 @@ def start(layout):
                   f"salt-master to answer on {settings['interface']}:{settings['ret_port']}")
     except ControllerError as exc:
         raise ControllerError(f"{exc}; see {layout.log_file}") from None
+    if api_enabled(layout):
+        start_api(layout, settings, spawn)
     return status(layout)
 
 
-def stop(layout):
-    pid = read_pid(layout)
+def start_api(layout, settings, spawn=True):
+    """Start salt-api (once the master answers: its logins and calls go to the master) and
+    wait until the API answers over HTTPS."""
+    if spawn and read_pid(layout, layout.api_pidfile) is None:
+        subprocess.run(
+            [salt_script("salt-api"), "-c", str(layout.conf_dir), "-d"],
+            check=True, stdin=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: api_answering(layout, settings), START_TIMEOUT,
+                  f"salt-api to answer on https://{_local_host(settings)}:"
+                  f"{settings.get('api_port')}")
+    except ControllerError as exc:
+        raise ControllerError(f"{exc}; see {layout.api_log_file}") from None
+
+
+def _stop_pid(layout, pidfile, what):
+    pid = read_pid(layout, pidfile)
     if pid is None:
         return False
     os.kill(pid, signal.SIGTERM)
     try:
-        _wait_for(lambda: read_pid(layout) is None and not process_alive(pid), STOP_TIMEOUT,
-                  f"salt-master (pid {pid}) to exit")
+        _wait_for(lambda: read_pid(layout, pidfile) is None and not process_alive(pid),
+                  STOP_TIMEOUT, f"{what} (pid {pid}) to exit")
     except ControllerError:
         os.killpg(os.getpgid(pid), signal.SIGKILL)
-        _wait_for(lambda: not process_alive(pid), STOP_TIMEOUT,
-                  f"salt-master (pid {pid}) to die")
+        _wait_for(lambda: not process_alive(pid), STOP_TIMEOUT, f"{what} (pid {pid}) to die")
     return True
+
+
+def stop(layout):
+    """Stop salt-api, running operations (recorded as interrupted), then the master. True if
+    the master was running."""
+    _stop_pid(layout, layout.api_pidfile, "salt-api")
+    if (Path(layout.state_dir) / store_mod.DB_NAME).exists():
+        operations.interrupt_running(store_mod.Store(layout.state_dir), process_alive,
+                                     _kill_group)
+    return _stop_pid(layout, layout.pidfile, "salt-master")
+
+
+def _kill_group(pid):
+    """An operation executor leads its own session: kill it and whatever it started."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    _wait_for(lambda: not process_alive(pid), STOP_TIMEOUT, f"operation process {pid} to die")
 
 
 def process_alive(pid):
@@ -135,6 +199,9 @@ def status(layout):
         "publish_port": settings.get("publish_port"),
         "ret_port": settings.get("ret_port"),
         "https_port": settings.get("https_port"),
+        "api_port": settings.get("api_port") if api_enabled(layout) else None,
+        "api_running": read_pid(layout, layout.api_pidfile) is not None,
+        "api_pid": read_pid(layout, layout.api_pidfile),
         "advertise": settings.get("advertise"),
         "master_fingerprint": fingerprint(layout),
     }

@@ -130,6 +130,23 @@ def _first_failure(op, failed):
     return stage, failed[0][1], failed[0][2]
 
 
+CONTROLLER_STOPPED = ("interrupted: the controller stopped during this stage; run "
+                      "cluster.provision again to resume here")
+
+
+def interrupt_running(store, is_alive, kill, reason=CONTROLLER_STOPPED):
+    """Stop every operation's executor and record the operation as failed at its running
+    stage, so that a rerun resumes there. Called when the controller stops: an executor
+    cannot outlive the master it listens to (its event subscription dies with it)."""
+    interrupted = []
+    for op_id, pid in store.active_operations():
+        if pid is not None and is_alive(pid):
+            kill(pid)
+        store.interrupt_operation(op_id, reason)
+        interrupted.append(op_id)
+    return interrupted
+
+
 def status_view(op):
     """An operation for people: each stage with its state, start, duration, nodes, error."""
     stages = []

@@ -82,6 +82,8 @@ MIGRATIONS = [
 ]
 
 
+INTERRUPTED = "interrupted: the operation process stopped"
+
 class NotFound(KeyError):
     pass
 
@@ -319,16 +321,35 @@ class Store:
                 [(op_id, i, st["name"], st["title"], "skipped" if st["skip"] else "pending",
                   json.dumps(st["nodes"]), st["skip"] or None) for i, st in enumerate(stages)])
 
-    def _interrupt(self, conn, op_id, now):
-        conn.execute("UPDATE operation_stages SET state='failed', finished_at=?, "
-                     "error='interrupted: the operation process stopped' WHERE operation=? "
-                     "AND state='running'", (now, op_id))
+    def _interrupt(self, conn, op_id, now, reason=INTERRUPTED):
+        conn.execute("UPDATE operation_stages SET state='failed', finished_at=?, error=? "
+                     "WHERE operation=? AND state='running'", (now, reason, op_id))
         failed = conn.execute("SELECT name FROM operation_stages WHERE operation=? AND "
                               "state='failed' ORDER BY position", (op_id,)).fetchone()
         conn.execute("UPDATE operations SET state='failed', finished_at=?, error=?, "
                      "failed_stage=COALESCE(failed_stage, ?) WHERE id=?",
-                     (now, "interrupted: the operation process stopped",
-                      failed["name"] if failed else None, op_id))
+                     (now, reason, failed["name"] if failed else None, op_id))
+        # what the executor would have recorded had it ended the operation itself
+        op = conn.execute("SELECT cluster FROM operations WHERE id=?", (op_id,)).fetchone()
+        conn.execute("UPDATE clusters SET state='FAILED', updated_at=? WHERE name=? AND "
+                     "state='PROVISIONING'", (now, op["cluster"]))
+        nodes = {n for (raw,) in conn.execute("SELECT nodes FROM operation_stages WHERE "
+                                              "operation=?", (op_id,)) for n in json.loads(raw)}
+        conn.executemany("UPDATE nodes SET phase='FAILED', updated_at=? WHERE id=? AND "
+                         "phase='PROVISIONING'", [(now, n) for n in sorted(nodes)])
+
+    def active_operations(self):
+        """(id, pid) of every operation of any cluster still queued or running."""
+        with self.reading() as conn:
+            return [(r["id"], r["pid"]) for r in conn.execute(
+                "SELECT id, pid FROM operations WHERE state IN ('queued','running')")]
+
+    def interrupt_operation(self, op_id, reason):
+        """Mark an active operation failed at its running stage with `reason`."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT state FROM operations WHERE id=?", (op_id,)).fetchone()
+            if row is not None and row["state"] in ("queued", "running"):
+                self._interrupt(conn, op_id, time.time(), reason)
 
     def reap_operations(self, cluster, is_alive):
         """Mark operations whose process died as failed (interrupted)."""

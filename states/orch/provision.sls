@@ -30,6 +30,8 @@ Run stage {{ stage['name'] }}:
     - sls: {{ stage['sls'] }}
     - timeout: {{ stage['timeout'] }}
     - failhard: True
+    {#- a stage interrupted by a controller restart may still be running there #}
+    - queue: True
     {%- if not stage['parallel'] %}
     - batch: 1
     {%- endif %}

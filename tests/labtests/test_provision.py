@@ -33,11 +33,17 @@ def fresh_nodes(lab):
 
 
 def enroll(lab, controller, cluster, nodes, dest, **settings):
+    """Create `cluster` (auto-approve) and enroll `nodes` into it; their ids in node order."""
     args = [f"{k}={v}" for k, v in settings.items()]
     controller.run_ok("cluster.create", cluster, "os=debian-12", f"k8s_version={K8S}",
                       "auto_approve=True", *args)
     controller.run_ok("cluster.installer", cluster, f"dest={dest}")
+    return join(controller, cluster, nodes, dest)
 
+
+def join(controller, cluster, nodes, dest):
+    """Run conjurer on `nodes` at once with the installer files in `dest`; wait until each is
+    APPROVED and probed; their ids in node order."""
     def run(node):
         node.push(dest, DEST)
         return node.run(["python3", f"{DEST}/conjurer", f"-edge-name={cluster}",
@@ -47,9 +53,11 @@ def enroll(lab, controller, cluster, nodes, dest, **settings):
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         for proc in pool.map(run, nodes):
             assert proc.returncode == 0, proc.stdout + proc.stderr
+    addresses = {n.address for n in nodes}
 
     def probed():
-        rows = controller.run_ok("node.list", f"cluster={cluster}")
+        rows = [r for r in controller.run_ok("node.list", f"cluster={cluster}")
+                if r["address"] in addresses]
         if len(rows) != len(nodes) or {r["status"] for r in rows} != {"APPROVED"}:
             return None
         shown = [controller.run_ok("node.show", r["id"]) for r in rows]
@@ -109,7 +117,7 @@ def kubectl(node, *args):
     return json.loads(proc.stdout)
 
 
-def test_converged_single_survives_a_controller_restart(lab, lab_controller, tmp_path,
+def test_converged_single_survives_a_restart_then_grows(lab, lab_controller, tmp_path,
                                                         fresh_nodes, artifact_source):
     ctl, node = lab_controller, lab.nodes[0]
     ctl.run_ok("artifacts.sync", K8S, f"source={artifact_source}")
@@ -122,21 +130,21 @@ def test_converged_single_survives_a_controller_restart(lab, lab_controller, tmp
         op = ctl.run_ok("cluster.status", "solo")["operation"]
         return any(s["stage"] in stage_names and s["state"] == "running" for s in op["stages"])
 
-    # restart the controller in the middle of the operation
+    # restart the controller in the middle of the operation: the operation is recorded as
+    # interrupted at its running stage, and a rerun resumes there
     wait_for(lambda: running({"binaries", "containerd", "consul"}), 300, "a stage to run")
     ctl.stop()
     ctl.start()
-    history = ctl.run_ok("cluster.status", "solo", "history=True")
-    assert [op["operation"] for op in history["operations"]] == [first]
-
-    def ended():
-        op = ctl.run_ok("cluster.status", "solo")["operation"]
-        return op if op["state"] in ("done", "failed") else None
-
-    interrupted = wait_for(ended, 900, "the interrupted operation to end", interval=3)
-    assert any(s["state"] == "done" for s in interrupted["stages"]), "earlier stages recorded"
-    status = provision(ctl, "solo") if interrupted["state"] == "failed" else \
-        ctl.run_ok("cluster.status", "solo")
+    status = ctl.run_ok("cluster.status", "solo", "history=True")
+    [interrupted] = status["operations"]
+    assert interrupted["operation"] == first and interrupted["state"] == "failed"
+    assert interrupted["failed_stage"] in {"binaries", "containerd", "consul"}
+    assert "controller stopped" in interrupted["error"]
+    done = {s["stage"] for s in interrupted["stages"] if s["state"] == "done"}
+    assert {"prechecks", "os"} <= done
+    status = provision(ctl, "solo")
+    resumed = {s["stage"]: s["state"] for s in status["operation"]["stages"]}
+    assert all(resumed[stage] == "skipped" for stage in done), resumed
     assert status["state"] == "READY", status
     stages = {s["stage"]: s for s in status["operation"]["stages"]}
     assert stages["control-plane-init"]["state"] == "done"
@@ -159,6 +167,23 @@ def test_converged_single_survives_a_controller_restart(lab, lab_controller, tmp
     # every stage is idempotent: applying them again changes nothing
     assert changed_states(ctl, [node_id], "kubesalt.os,kubesalt.binaries,kubesalt.containerd,"
                           "kubesalt.consul,kubesalt.etcd,kubesalt.kubeadm.init") == {}
+
+    # a worker joins the READY cluster without touching the master
+    admin_conf = node.run(["sha256sum", "/etc/kubernetes/admin.conf"], check=True).stdout
+    worker = lab.nodes[1]
+    [worker_id] = join(ctl, "solo", [worker], tmp_path / "creds")
+    configure(ctl, [worker_id], ["worker"])
+    status = provision(ctl, "solo")
+    assert status["state"] == "READY", status
+    ran = {s["stage"]: s["nodes"] for s in status["operation"]["stages"] if s["state"] == "done"}
+    assert ran.pop("worker-join") == [worker_id]
+    assert "control-plane-init" not in ran and "cni" not in ran, ran
+    assert all(nodes == [worker_id] for stage, nodes in ran.items()
+               if stage not in ("wait-for-pods", "ready")), ran
+    assert node.run(["sha256sum", "/etc/kubernetes/admin.conf"], check=True).stdout == admin_conf
+    assert len(kubectl(node, "get", "nodes")["items"]) == 2
+    assert worker.run(["systemctl", "is-active", "kubelet"]).stdout.strip() == "active"
+    assert {r["status"] for r in ctl.run_ok("node.list", "cluster=solo")} == {"READY"}
 
 
 def test_dedicated_multi_fails_at_join_then_resumes(lab, lab_controller, tmp_path, fresh_nodes,

@@ -103,3 +103,21 @@ def test_second_operation_refused_while_one_runs_and_allowed_after_its_process_d
     store.create_operation("op-2", "c", "provision", stages, lambda pid: False)
     assert store.operation("op-1")["state"] == "failed"
     assert "interrupted" in store.operation("op-1")["error"]
+
+
+def test_controller_stop_interrupts_the_running_operation_at_its_stage(tmp_path):
+    store = make_store(tmp_path)
+    store.start_operation("op-1", 4242)
+    store.set_cluster_state("c", "PROVISIONING")
+    store.stage_started("op-1", "etcd")
+    killed = []
+    assert operations.interrupt_running(store, lambda pid: True, killed.append) == ["op-1"]
+    assert killed == [4242]
+    op = store.operation("op-1")
+    assert (op["state"], op["failed_stage"]) == ("failed", "etcd")
+    assert "controller stopped" in op["error"]
+    assert "controller stopped" in op["stages"][0]["error"]
+    assert store.get_cluster("c")["state"] == "FAILED"
+    # nothing left to interrupt; a finished operation is never touched
+    assert operations.interrupt_running(store, lambda pid: True, killed.append) == []
+    assert killed == [4242]
