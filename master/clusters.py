@@ -84,8 +84,9 @@ def delete(store, name):
     return {"deleted": name}
 
 
-def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None):
-    """Issue a new installer credential set for `name` and write it to `dest`.
+def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None, rotate=False):
+    """Issue a new installer credential set for `name` and write it to `dest`; with `rotate`,
+    revoke every earlier set (a node presenting one is refused from then on).
 
     Writes <name>.pem and <name>-passphrase.txt (both 0600) and the `conjurer` executable,
     and returns where they are and the conjurer command line; the passphrase itself is never
@@ -120,10 +121,12 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None)
     _write_secret(pass_path, passphrase + "\n")
     conjurer_zipapp.build(dest / "conjurer")
     not_after = issued.not_after.astimezone(UTC)
-    store.add_installer(name, issued.serial, now, not_after.timestamp())
+    revoked = store.add_installer(name, issued.serial, now, not_after.timestamp(),
+                                  rotate=rotate)
     return {
         "cluster": name,
         "serial": issued.serial,
+        "revoked": revoked,
         "expires": not_after.isoformat(),
         "creds_file": str(pem_path),
         "passphrase_file": str(pass_path),

@@ -25,10 +25,13 @@ class EndpointServer(http.server.ThreadingHTTPServer):
     # Several nodes download at once; the default backlog of 5 refuses some under load.
     request_queue_size = 128
 
-    def __init__(self, address, artifacts_dir, cert_file, key_file, enroll=None):
+    def __init__(self, address, artifacts_dir, cert_file, key_file, enroll=None, check=None):
         super().__init__(address, _Handler)
         self.artifacts_dir = Path(artifacts_dir).resolve()
-        self.enroll = enroll
+        # POST handlers: (payload, client address) -> (HTTP code, JSON answer)
+        self.posts = {path: handler for path, handler in (("/v1/enroll", enroll),
+                                                          ("/v1/installer/check", check))
+                      if handler is not None}
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(cert_file), str(key_file))
@@ -88,7 +91,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
 
     def do_POST(self):  # noqa: N802
-        if urlsplit(self.path).path != "/v1/enroll" or self.server.enroll is None:
+        handler = self.server.posts.get(urlsplit(self.path).path)
+        if handler is None:
             self._send_json(404, {"error": "not found"})
             return
         try:
@@ -103,5 +107,5 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             self._send_json(400, {"error": "body is not JSON"})
             return
-        code, answer = self.server.enroll(payload, self.client_address[0])
+        code, answer = handler(payload, self.client_address[0])
         self._send_json(code, answer)

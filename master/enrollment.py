@@ -52,12 +52,7 @@ def _check_shape(payload):
     return request, signature, cert, minion_pub
 
 
-def enroll(store, layout, payload, address, now=None):
-    """Verify and record an enrollment. Returns the node's status after it."""
-    now = time.time() if now is None else now
-    request, signature, cert, minion_pub = _check_shape(payload)
-    if pub_sha256(minion_pub) != request["minion_pub_sha256"]:
-        raise EnrollmentRefused(400, "malformed", "minion_pub does not match the signed hash")
+def _verify(store, layout, request, signature, cert, now):
     if abs(float(request["issued_at"]) - now) > MAX_CLOCK_SKEW:
         raise EnrollmentRefused(403, "clock", "the node's clock is more than 10 minutes off "
                                               "the controller's; fix its time (NTP) and retry")
@@ -67,6 +62,37 @@ def enroll(store, layout, payload, address, now=None):
     ok, reason = pki.verify_enrollment(ca_pem, cert, request, signature, now, valid)
     if not ok:
         raise EnrollmentRefused(403, reason, _REFUSALS.get(reason, reason).format(cluster))
+
+
+def check(store, layout, payload, now=None):
+    """Would these installer credentials enroll now? conjurer asks before it changes
+    anything on the node. Records nothing."""
+    now = time.time() if now is None else now
+    try:
+        request = payload["request"]
+        fields = {k: request[k] for k in ("purpose", "cluster", "node_id", "serial",
+                                          "issued_at")}
+        signature = base64.b64decode(payload["signature"], validate=True)
+        cert = str(payload["installer_cert"])
+        float(fields["issued_at"])
+    except (KeyError, TypeError, ValueError):
+        raise EnrollmentRefused(400, "malformed", "a check needs request (purpose, cluster, "
+                                                   "node_id, serial, issued_at), signature "
+                                                   "and installer_cert") from None
+    if fields["purpose"] != "check":
+        raise EnrollmentRefused(400, "malformed", "request.purpose must be check")
+    _verify(store, layout, request, signature, cert, now)
+    return {"ok": True, "cluster": str(request["cluster"])}
+
+
+def enroll(store, layout, payload, address, now=None):
+    """Verify and record an enrollment. Returns the node's status after it."""
+    now = time.time() if now is None else now
+    request, signature, cert, minion_pub = _check_shape(payload)
+    if pub_sha256(minion_pub) != request["minion_pub_sha256"]:
+        raise EnrollmentRefused(400, "malformed", "minion_pub does not match the signed hash")
+    _verify(store, layout, request, signature, cert, now)
+    cluster = str(request["cluster"])
     node_id = request["node_id"]
     try:
         fingerprint = keys.spki_sha256(minion_pub)

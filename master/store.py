@@ -206,24 +206,31 @@ class Store:
 
     # ---- installer credentials --------------------------------------------------------------
 
-    def add_installer(self, cluster, serial, issued_at, not_after):
+    def add_installer(self, cluster, serial, issued_at, not_after, rotate=False):
+        """Record an issued installer. With `rotate`, every earlier one of the cluster is
+        revoked in the same transaction (so two rotations at once leave exactly the later
+        one valid); returns the revoked serials."""
         with self.transaction() as conn:
             self.get_cluster(cluster, conn)
             conn.execute(
                 "INSERT INTO installers(serial, cluster, issued_at, not_after) VALUES (?,?,?,?)",
                 (serial, cluster, issued_at, not_after))
+            return self._revoke(conn, cluster, keep=(serial,)) if rotate else []
 
     def revoke_installers(self, cluster, keep=()):
         """Revoke every unrevoked installer of `cluster` except the serials in `keep`."""
-        now = time.time()
         with self.transaction() as conn:
-            rows = conn.execute(
-                "SELECT serial FROM installers WHERE cluster=? AND revoked_at IS NULL",
-                (cluster,)).fetchall()
-            revoked = [r["serial"] for r in rows if r["serial"] not in keep]
-            conn.executemany("UPDATE installers SET revoked_at=? WHERE serial=?",
-                             [(now, s) for s in revoked])
-            return revoked
+            return self._revoke(conn, cluster, keep)
+
+    @staticmethod
+    def _revoke(conn, cluster, keep):
+        rows = conn.execute(
+            "SELECT serial FROM installers WHERE cluster=? AND revoked_at IS NULL",
+            (cluster,)).fetchall()
+        revoked = [r["serial"] for r in rows if r["serial"] not in keep]
+        conn.executemany("UPDATE installers SET revoked_at=? WHERE serial=?",
+                         [(time.time(), s) for s in revoked])
+        return revoked
 
     def installers(self, cluster):
         with self.reading() as conn:

@@ -161,6 +161,18 @@ def enroll(creds, node_id, minion_pub):
     return answer
 
 
+def check_installer(creds, node_id):
+    """Ask the controller whether these credentials may still enroll (not revoked, replaced
+    or expired by its clock); raises EnrollError with the controller's reason if not."""
+    request, signature = creds.check_request(node_id, time.time())
+    payload = {"request": request, "signature": signature,
+               "installer_cert": creds.installer_cert_pem}
+    status, answer = _https_post(creds, "/v1/installer/check", payload)
+    if status != 200:
+        raise EnrollError(answer.get("error") or f"the controller answered {status}")
+    return answer
+
+
 class EnrollError(Exception):
     pass
 
@@ -202,6 +214,11 @@ def install(args, creds, node, agent):
         print(format_failures(results), file=sys.stderr, flush=True)
         return fail(f"{len(failures)} precheck(s) failed; nothing on this node was changed",
                     EXIT_PRECHECK)
+    try:
+        check_installer(creds, node.name)
+    except (EnrollError, OSError) as exc:
+        return fail(f"the controller refused these credentials: {exc}; nothing on this node "
+                    "was changed", EXIT_ENROLL)
     if args.preflight_report:
         print(format_table(preflight.run(ctx)), flush=True)
     say("Provisioning node")

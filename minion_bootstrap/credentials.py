@@ -409,6 +409,19 @@ class Credentials:
         }
         return request, _b64(self.sign(canonical_json(request)))
 
+    def check_request(self, node_id, now):
+        """A signed "are these credentials still good?" request, asked of the controller
+        before conjurer changes anything. It names no minion key, so it can never be replayed
+        as an enrollment."""
+        request = {
+            "purpose": "check",
+            "cluster": self.cluster,
+            "node_id": node_id,
+            "serial": self.serial,
+            "issued_at": int(_utc(now, "now").timestamp()),
+        }
+        return request, _b64(self.sign(canonical_json(request)))
+
     def ssl_context(self):
         """TLS client context that trusts only this controller's CA, hostname checked."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

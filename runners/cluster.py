@@ -56,12 +56,13 @@ def delete(name):
     return _call(clusters.delete, runner_support.store(__opts__), name)
 
 
-def installer(name, dest=None):
-    """Issue installer credentials: writes NAME.pem and NAME-passphrase.txt (0600) to dest."""
+def installer(name, dest=None, rotate=False):
+    """Issue installer credentials: writes NAME.pem and NAME-passphrase.txt (0600) to dest.
+    rotate=True revokes every earlier set of this cluster's credentials."""
     layout = runner_support.layout(__opts__)
     return _call(clusters.installer, runner_support.store(__opts__),
                  runner_support.controller_settings(__opts__), layout.kubesalt_pki,
-                 layout.master_pub, name, dest)
+                 layout.master_pub, name, dest, rotate=_as_bool(rotate))
 
 
 def provision(name, wait=False, timeout=3600):

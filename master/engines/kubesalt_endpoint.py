@@ -29,13 +29,24 @@ def _enroller(store, layout):
     return enroll
 
 
+def _checker(store, layout):
+    def check(payload, address):
+        try:
+            return 200, enrollment.check(store, layout, payload)
+        except enrollment.EnrollmentRefused as exc:
+            log.warning("installer check from %s refused: %s", address, exc.reason)
+            return exc.code, {"error": str(exc), "reason": exc.reason}
+
+    return check
+
+
 def start(interface, port):
     layout = runner_support.layout(__opts__)
     store = runner_support.store(__opts__)
     server = endpoint.EndpointServer(
         (interface, int(port)), layout.artifacts_dir,
         layout.kubesalt_pki / "endpoint.crt", layout.kubesalt_pki / "endpoint.key",
-        enroll=_enroller(store, layout))
+        enroll=_enroller(store, layout), check=_checker(store, layout))
     log.info("kubesalt endpoint listening on https://%s:%s", interface, port)
     try:
         server.serve_forever()

@@ -12,6 +12,7 @@ import pytest
 
 from kubesalt.master import pki
 from kubesalt.master.store import Store
+from kubesalt.minion_bootstrap import cli as conjurer_cli
 from kubesalt.minion_bootstrap import credentials
 
 from .controller import BIN
@@ -158,6 +159,39 @@ def test_expired_credentials_never_enroll(controller, make_node, clusters):
     code, answer = node.enroll(creds=expired)
     assert code == 403 and answer["reason"] == "expired"
     assert status_of(controller, node.id) is None
+
+
+def test_rotation_revokes_earlier_credentials(controller, tmp_path):
+    controller.run_ok("cluster.create", "rot")
+    old = controller.run_ok("cluster.installer", "rot", f"dest={tmp_path / 'old'}")
+    kept = controller.run_ok("cluster.installer", "rot", f"dest={tmp_path / 'kept'}")
+    assert kept["revoked"] == []  # issuing more sets does not revoke without rotate
+    new = controller.run_ok("cluster.installer", "rot", f"dest={tmp_path / 'new'}",
+                            "rotate=True")
+    assert sorted(new["revoked"]) == sorted([old["serial"], kept["serial"]])
+
+    def opened(name):
+        return credentials.open_credentials((tmp_path / name / "rot.pem").read_text(),
+                                            (tmp_path / name / "rot-passphrase.txt")
+                                            .read_text().strip(), "rot")
+
+    node_id = "node-cccc0001-127-0-0-1-rot"
+    with pytest.raises(conjurer_cli.EnrollError, match="revoked"):
+        conjurer_cli.check_installer(opened("old"), node_id)
+    assert conjurer_cli.check_installer(opened("new"), node_id)["ok"] is True
+    # the controller refuses the old set at enrollment too, and records nothing
+    base = Path(tempfile.mkdtemp(prefix="ksn-"))
+    try:
+        node = LoopbackNode(base / "n", node_id, (tmp_path / "old/rot.pem").read_text(),
+                            (tmp_path / "old/rot-passphrase.txt").read_text().strip(), "rot")
+        node.generate_keys()
+        code, answer = node.enroll()
+        assert code == 403 and answer["reason"] == "revoked"
+        assert controller.run_ok("node.list", "cluster=rot") == []
+        code, answer = node.enroll(creds=opened("new"))
+        assert code == 200 and answer["status"] == "DISCOVERED"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_list_filters_and_sorts(controller, make_node):

@@ -134,6 +134,24 @@ def test_bad_credentials_change_nothing(lab_controller, installer, fresh, tmp_pa
         unchanged(fresh, fresh.name)
 
 
+def test_rotated_credentials_refused_before_anything_changes(lab_controller, fresh, tmp_path):
+    lab_controller.run_ok("cluster.create", "rot", "os=debian-12")
+    old = lab_controller.run_ok("cluster.installer", "rot", f"dest={tmp_path / 'old'}")
+    new = lab_controller.run_ok("cluster.installer", "rot", f"dest={tmp_path / 'new'}",
+                                "rotate=True")
+    assert new["revoked"] == [old["serial"]]
+    fresh.push(tmp_path / "old", DEST)
+    names = dict(edge="rot", creds="rot.pem", passphrase="rot-passphrase.txt")
+    refused = conjurer(fresh, **names)
+    assert refused.returncode == 5, refused.stdout + refused.stderr
+    assert "revoked" in refused.stderr and "cluster.installer rot" in refused.stderr
+    unchanged(fresh, fresh.name)
+    assert lab_controller.run_ok("node.list", "cluster=rot") == []
+    fresh.push(tmp_path / "new", DEST)
+    installed = conjurer(fresh, **names)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
 def _occupy_port_53(node):
     node.run(["systemd-run", "--unit=lab-dns", "python3", "-c",
               "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "

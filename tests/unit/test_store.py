@@ -60,6 +60,19 @@ def test_installers_valid_expired_revoked(tmp_path):
     assert store.installers("a") == []
 
 
+def test_rotation_leaves_only_the_newest_installer(tmp_path):
+    store = Store(tmp_path)
+    store.create_cluster("a", {})
+    store.create_cluster("b", {})
+    now = time.time()
+    store.add_installer("a", "s1", now, now + 100)
+    store.add_installer("b", "t1", now, now + 100)
+    assert store.add_installer("a", "s2", now, now + 100) == []
+    assert sorted(store.add_installer("a", "s3", now, now + 100, rotate=True)) == ["s1", "s2"]
+    assert store.valid_installer_serials("a") == {"s3"}
+    assert store.valid_installer_serials("b") == {"t1"}, "other clusters keep theirs"
+
+
 def test_database_file_is_private(tmp_path):
     store = Store(tmp_path / "state")
     assert oct(store.path.stat().st_mode & 0o777) == "0o600"
