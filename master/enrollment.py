@@ -34,20 +34,32 @@ def pub_sha256(pub_pem):
     return hashlib.sha256(pub_pem.strip().encode()).hexdigest()
 
 
-def _check_shape(payload):
+ENROLL_FIELDS = ("cluster", "node_id", "minion_pub_sha256", "serial", "issued_at")
+CHECK_FIELDS = ("purpose", "cluster", "node_id", "serial", "issued_at")
+
+
+def _parse(payload, fields, extra=()):
+    """(request, signature bytes, installer cert, *extra payload strings), or a 400 naming
+    what a well-formed body holds."""
     try:
         request = payload["request"]
-        fields = {k: request[k] for k in ("cluster", "node_id", "minion_pub_sha256", "serial",
-                                          "issued_at")}
+        for field in fields:
+            request[field]  # noqa: B018 - presence check
+        float(request["issued_at"])
         signature = base64.b64decode(payload["signature"], validate=True)
-        cert = str(payload["installer_cert"])
-        minion_pub = str(payload["minion_pub"])
+        return (request, signature, str(payload["installer_cert"]),
+                *(str(payload[k]) for k in extra))
     except (KeyError, TypeError, ValueError):
-        raise EnrollmentRefused(400, "malformed", "enrollment needs request, signature, "
-                                                   "installer_cert and minion_pub") from None
-    if not isinstance(fields["node_id"], str) or not _NODE_ID.match(fields["node_id"]):
+        raise EnrollmentRefused(400, "malformed", f"the body needs request ({', '.join(fields)}"
+                                                   "), signature, installer_cert"
+                                                   + "".join(f", {k}" for k in extra)) from None
+
+
+def _check_shape(payload):
+    request, signature, cert, minion_pub = _parse(payload, ENROLL_FIELDS, ("minion_pub",))
+    if not isinstance(request["node_id"], str) or not _NODE_ID.match(request["node_id"]):
         raise EnrollmentRefused(400, "malformed", "node_id is not node-<id>-<ip>-<cluster>")
-    if not fields["node_id"].endswith("-" + str(fields["cluster"])):
+    if not request["node_id"].endswith("-" + str(request["cluster"])):
         raise EnrollmentRefused(400, "malformed", "node_id does not end with the cluster name")
     return request, signature, cert, minion_pub
 
@@ -68,18 +80,8 @@ def check(store, layout, payload, now=None):
     """Would these installer credentials enroll now? conjurer asks before it changes
     anything on the node. Records nothing."""
     now = time.time() if now is None else now
-    try:
-        request = payload["request"]
-        fields = {k: request[k] for k in ("purpose", "cluster", "node_id", "serial",
-                                          "issued_at")}
-        signature = base64.b64decode(payload["signature"], validate=True)
-        cert = str(payload["installer_cert"])
-        float(fields["issued_at"])
-    except (KeyError, TypeError, ValueError):
-        raise EnrollmentRefused(400, "malformed", "a check needs request (purpose, cluster, "
-                                                   "node_id, serial, issued_at), signature "
-                                                   "and installer_cert") from None
-    if fields["purpose"] != "check":
+    request, signature, cert = _parse(payload, CHECK_FIELDS)
+    if request["purpose"] != "check":
         raise EnrollmentRefused(400, "malformed", "request.purpose must be check")
     _verify(store, layout, request, signature, cert, now)
     return {"ok": True, "cluster": str(request["cluster"])}

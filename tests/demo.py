@@ -47,13 +47,7 @@ def main():
             print(f"  {node.name}  {node.address}")
         say("Starting the controller (salt-master + kubesalt) on 10.77.0.1")
         controller = Controller(root, interface=lab.bridge_address)
-        controller.ctl("init", "--interface", lab.bridge_address,
-                       "--publish-port", str(controller.publish_port),
-                       "--ret-port", str(controller.ret_port),
-                       "--https-port", str(controller.https_port),
-                       "--ntp-server", lab.ntp_server_address)
-        show(controller.start())
-        controller.ctl("agent-bundle")
+        show(controller.start_for_lab(lab))
         say(f"salt-run cluster.create {CLUSTER} ha=True dedicated_master=True "
             "auto_approve=True os=debian-12 blueprint=minimal")
         created = controller.run_ok("cluster.create", CLUSTER, "ha=True",

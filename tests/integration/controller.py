@@ -60,11 +60,19 @@ class Controller:
             raise AssertionError(f"kubesalt-controller {args} failed: {proc.stderr}")
         return proc
 
-    def init(self):
+    def init(self, *extra):
         return self.ctl("init", "--interface", self.interface,
                         "--publish-port", str(self.publish_port),
                         "--ret-port", str(self.ret_port), "--https-port", str(self.https_port),
-                        "--api-port", str(self.api_port))
+                        "--api-port", str(self.api_port), *extra)
+
+    def start_for_lab(self, lab):
+        """Init with the lab's NTP server, start, and put the node-agent bundle in the store
+        (what every lab run needs before conjurer); returns what `start` said."""
+        self.init("--ntp-server", lab.ntp_server_address)
+        started = self.start()
+        self.ctl("agent-bundle")
+        return started
 
     def start(self):
         return json.loads(self.ctl("start").stdout)

@@ -43,11 +43,7 @@ def lab_controller(lab):
     """A controller listening on the lab bridge, with the node-agent bundle in its store."""
     root = tempfile.mkdtemp(prefix="kslc-")
     ctl = Controller(root, interface=lab.bridge_address)
-    ctl.ctl("init", "--interface", lab.bridge_address, "--publish-port", str(ctl.publish_port),
-            "--ret-port", str(ctl.ret_port), "--https-port", str(ctl.https_port),
-            "--ntp-server", lab.ntp_server_address)
-    ctl.start()
-    ctl.ctl("agent-bundle")
+    ctl.start_for_lab(lab)
     yield ctl
     ctl.stop()
     shutil.rmtree(root, ignore_errors=True)
