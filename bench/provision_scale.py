@@ -1,0 +1,81 @@
+"""Lab provisioning wall time of a dedicated multi-master cluster with 1 worker and with 6
+workers through `cluster.provision` (the orchestration: each stage's nodes in parallel), and
+the same stages applied by hand node after node with `salt NODE state.sls` (the naive way).
+One run each, side by side, with the ratios.
+
+    sudo .venv/bin/python -m bench.provision_scale [--workers 6]
+"""
+
+import argparse
+import json
+import subprocess
+import time
+
+from bench.lab_session import lab_and_controller
+from kubesalt.master import cluster_secrets, plan
+from kubesalt.master.layout import Layout
+from tests.integration.controller import BIN
+from tests.lab import artifacts as lab_artifacts
+from tests.labtests.test_provision import K8S, configure, enroll, provision
+
+
+def orchestrated(lab, controller, root, cluster, nodes):
+    ids = enroll(lab, controller, cluster, nodes, root / cluster, ha=True,
+                 dedicated_master=True, blueprint="minimal")
+    configure(controller, ids, ["master"] * 3 + ["worker"] * (len(ids) - 3))
+    started = time.monotonic()
+    status = provision(controller, cluster, timeout=3600)
+    if status["state"] != "READY":
+        raise RuntimeError(f"{cluster}: {status['operation']['error']}")
+    return round(time.monotonic() - started, 1)
+
+
+def by_hand(lab, controller, root, cluster, nodes):
+    """Every stage's SLS, one node at a time, in plan order."""
+    ids = enroll(lab, controller, cluster, nodes, root / cluster, ha=True,
+                 dedicated_master=True, blueprint="minimal")
+    configure(controller, ids, ["master"] * 3 + ["worker"] * (len(ids) - 3))
+    records = [{"id": i, "config": controller.run_ok("node.show", i)["config"]} for i in ids]
+    records.sort(key=lambda r: ("master" not in r["config"]["roles"], r["id"]))
+    # what an operation does first: the cluster's CA, etcd and join secrets
+    cluster_secrets.ensure(Layout.for_root(controller.root), cluster)
+    started = time.monotonic()
+    for stage in plan.STAGES:
+        if not stage.sls or stage.when == "storage":
+            continue
+        for node_id in plan.select(records, stage.targets):
+            proc = subprocess.run([str(BIN / "salt"), "-c", str(controller.conf_dir),
+                                   "-t", "1800", node_id, "state.sls", stage.sls],
+                                  capture_output=True, text=True, timeout=1900, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{stage.name} on {node_id}: {proc.stdout[-2000:]}")
+    return round(time.monotonic() - started, 1)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=6)
+    args = parser.parse_args()
+    size = 3 + args.workers
+    results = {}
+    with lab_and_controller(size) as (lab, controller, root):
+        source = root / "artifacts"
+        lab_artifacts.build(source, K8S)
+        controller.run_ok("artifacts.sync", K8S, f"source={source}")
+        for label, runner, count in (("orchestrated_1_worker", orchestrated, 4),
+                                     (f"orchestrated_{args.workers}_workers", orchestrated,
+                                      size),
+                                     ("by_hand_1_worker", by_hand, 4),
+                                     (f"by_hand_{args.workers}_workers", by_hand, size)):
+            nodes = lab.renew(lab.nodes[:count])
+            results[label] = runner(lab, controller, root, label.replace("_", "-"), nodes)
+    many = f"{args.workers}_workers"
+    results["ratio_orchestrated_many_vs_1"] = round(
+        results[f"orchestrated_{many}"] / results["orchestrated_1_worker"], 2)
+    results["ratio_by_hand_vs_orchestrated_many"] = round(
+        results[f"by_hand_{many}"] / results[f"orchestrated_{many}"], 2)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
