@@ -151,8 +151,7 @@ def _stop_pid(layout, pidfile, what):
         _wait_for(lambda: read_pid(layout, pidfile) is None and not process_alive(pid),
                   STOP_TIMEOUT, f"{what} (pid {pid}) to exit")
     except ControllerError:
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
-        _wait_for(lambda: not process_alive(pid), STOP_TIMEOUT, f"{what} (pid {pid}) to die")
+        _kill_group(pid, what)
     return True
 
 
@@ -162,17 +161,18 @@ def stop(layout):
     _stop_pid(layout, layout.api_pidfile, "salt-api")
     if (Path(layout.state_dir) / store_mod.DB_NAME).exists():
         operations.interrupt_running(store_mod.Store(layout.state_dir), process_alive,
-                                     _kill_group)
+                                     lambda pid: _kill_group(pid, "operation process"))
     return _stop_pid(layout, layout.pidfile, "salt-master")
 
 
-def _kill_group(pid):
-    """An operation executor leads its own session: kill it and whatever it started."""
+def _kill_group(pid, what):
+    """SIGKILL `pid`'s process group (a daemon or an operation executor leads its own, so
+    whatever it started goes too) and wait until it is gone."""
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
     except ProcessLookupError:
         return
-    _wait_for(lambda: not process_alive(pid), STOP_TIMEOUT, f"operation process {pid} to die")
+    _wait_for(lambda: not process_alive(pid), STOP_TIMEOUT, f"{what} (pid {pid}) to die")
 
 
 def process_alive(pid):

@@ -84,6 +84,7 @@ MIGRATIONS = [
 
 INTERRUPTED = "interrupted: the operation process stopped"
 
+
 class NotFound(KeyError):
     pass
 
@@ -228,8 +229,9 @@ class Store:
             "SELECT serial FROM installers WHERE cluster=? AND revoked_at IS NULL",
             (cluster,)).fetchall()
         revoked = [r["serial"] for r in rows if r["serial"] not in keep]
+        now = time.time()
         conn.executemany("UPDATE installers SET revoked_at=? WHERE serial=?",
-                         [(time.time(), s) for s in revoked])
+                         [(now, s) for s in revoked])
         return revoked
 
     def installers(self, cluster):
