@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import string
 from pathlib import Path
 
@@ -155,3 +156,15 @@ def ensure_etcd_member(layout, cluster, member_name, address):
     cert, key = etcd_member_cert(secrets_data, member_name, address)
     _write_secret(path, json.dumps({"address": address, "cert": cert, "key": key}))
     return cert, key
+
+
+def forget_etcd_member(layout, cluster, member_name):
+    """Drop a removed member's certificate: a node that comes back gets a new one."""
+    (cluster_dir(layout, cluster) / "etcd-members" / f"{member_name}.json").unlink(
+        missing_ok=True)
+
+
+def forget(layout, cluster):
+    """Drop every secret of the cluster (after a reset): its next provisioning makes a new
+    Kubernetes cluster, with new CAs and a new join token."""
+    shutil.rmtree(cluster_dir(layout, cluster), ignore_errors=True)

@@ -3,7 +3,8 @@ enrollment records, never stored twice; facts from Salt's minion data cache.
 
 Status: ENROLLED (credentials verified, agent not connected yet) -> DISCOVERED (its key is
 pending) -> APPROVED (accepted) or REJECTED; then the provisioning phase recorded by the
-orchestration (PROVISIONING, READY, FAILED) while the key stays accepted.
+orchestration (PROVISIONING, READY, FAILED; UPGRADING, RESETTING, REMOVING during day-2
+operations) while the key stays accepted.
 """
 
 import fnmatch
@@ -13,7 +14,9 @@ from .errors import Refused
 from .store import NotFound
 
 STATUSES = ("ENROLLED", "DISCOVERED", "APPROVED", "REJECTED", "KEY_MISMATCH", "PROVISIONING",
-            "READY", "FAILED")
+            "READY", "FAILED", "UPGRADING", "RESETTING", "REMOVING")
+# An accepted node that an operation has worked on.
+PHASES = ("PROVISIONING", "READY", "FAILED", "UPGRADING", "RESETTING", "REMOVING")
 _KEY_STATUS = {None: "ENROLLED", "pending": "DISCOVERED", "accepted": "APPROVED",
                "rejected": "REJECTED", "denied": "REJECTED", "mismatch": "KEY_MISMATCH"}
 SORT_KEYS = {"hostname": "id", "status": "status", "created": "enrolled_at",
@@ -105,7 +108,7 @@ def get(store, pki_dir, node_id, grains=None, connected=None):
 
 def check_approvable(store, pki_dir, node_id):
     record, shown = get(store, pki_dir, node_id)
-    if shown["status"] == "APPROVED" or shown["status"] in ("PROVISIONING", "READY", "FAILED"):
+    if shown["status"] == "APPROVED" or shown["status"] in PHASES:
         raise _refuse("node", f"{node_id} is already approved")
     if shown["status"] == "ENROLLED":
         raise _refuse("node", f"{node_id} has enrolled but its agent has not connected yet; "

@@ -1,9 +1,11 @@
-"""Running an operation (provisioning today) and reading its record.
+"""Running an operation (provision, upgrade, reset, remove-node) and reading its record.
 
 The executor renders the orchestration from the operation's stages (the plan as data), lets
 Salt run it, and records the outcome: which stage failed, on which node, with the failing
 state's comment. Stage start/finish times are recorded by the orchestration itself, through the
-`operation.stage_*` runners, so `cluster.status` shows a stage as running while it runs.
+`operation.stage_*` runners, so `cluster.status` shows a stage as running while it runs. The
+stages that target the controller come last and are done by the executor itself, through the
+callables its caller passes (they need Salt's key store, which this module does not touch).
 """
 
 import os
@@ -14,27 +16,41 @@ from . import plan
 ORCHESTRATION = "orch.provision"
 
 
+# What a node is while an operation works on it, and what the cluster is meanwhile (None:
+# the cluster's state does not change, e.g. while one node is removed).
+BUSY = {"provision": ("PROVISIONING", "PROVISIONING"), "upgrade": ("UPGRADING", "UPGRADING"),
+        "reset": ("RESETTING", "RESETTING"), "remove-node": ("REMOVING", None)}
+
+
 def orchestration_pillar(op):
-    """What the orchestration renders from: the operation's stages (names and nodes, as
-    recorded) with what the plan says each applies, in parallel or not, and for how long."""
-    by_name = {stage.name: stage for stage in plan.STAGES}
+    """What the orchestration renders from: the operation's node stages (names and nodes, as
+    recorded) with what the plan says each applies, in parallel or not, for how long, and
+    whether each node is drained around it; `params` go to every node as pillar
+    `kubesalt_op` (e.g. the node a removal takes out)."""
+    by_name = {stage.name: stage for stage in plan.PLANS[op["kind"]]}
+    first_master = next((s["nodes"][0] for s in op["stages"]
+                         if by_name[s["name"]].targets == "first_master" and s["nodes"]), None)
     return {"kubesalt_operation": {
         "id": op["id"],
         "cluster": op["cluster"],
+        "params": op.get("params") or {},
+        "drain_from": first_master,
         "stages": [{"name": s["name"], "title": s["title"], "nodes": s["nodes"],
                     "sls": by_name[s["name"]].sls, "parallel": by_name[s["name"]].parallel,
-                    "timeout": by_name[s["name"]].timeout}
-                   for s in op["stages"] if s["state"] != "skipped"],
+                    "timeout": by_name[s["name"]].timeout, "drain": by_name[s["name"]].drain}
+                   for s in op["stages"]
+                   if s["state"] != "skipped" and by_name[s["name"]].targets != "controller"],
     }}
 
 
 def _stage_of(state_key):
-    # state keys look like "salt_|-Run stage etcd_|-Run stage etcd_|-state"
+    # state keys look like "salt_|-Run stage etcd_|-Run stage etcd_|-state", or with a node
+    # for drained stages: "Run stage upgrade-workers: drain node-1"
     parts = state_key.split("_|-")
     label = parts[1] if len(parts) > 1 else state_key
     for prefix in ("Run stage ", "Start stage ", "Finish stage "):
         if label.startswith(prefix):
-            return label[len(prefix):]
+            return label[len(prefix):].split(":", 1)[0]
     return None
 
 
@@ -76,22 +92,52 @@ def _failed_comment(states):
     return None
 
 
-def execute(store, run_orchestration, op_id, ensure_secrets=None):
+def mark_ready(store, op):
+    """The `ready` stage of provisioning and upgrade: the cluster and its nodes are READY."""
+    store.set_node_phase(_node_ids(op), "READY")
+    store.set_cluster_state(op["cluster"], "READY")
+
+
+def _node_ids(op):
+    return sorted({n for s in op["stages"] for n in s["nodes"]})
+
+
+def execute(store, run_orchestration, op_id, ensure_secrets=None, controller_stages=None):
     """Run operation `op_id` to its end. `run_orchestration(mods, pillar)` returns the
-    orchestrate return; `ensure_secrets(cluster)` prepares the cluster's PKI first."""
+    orchestrate return; `ensure_secrets(cluster)` prepares the cluster's PKI first;
+    `controller_stages` maps the name of each stage the controller does to a callable
+    `(store, op)`, run in plan order once every node stage succeeded (default: `ready`)."""
+    controller_stages = {"ready": mark_ready, **(controller_stages or {})}
     op = store.operation(op_id)
     cluster = op["cluster"]
-    node_ids = sorted({n for s in op["stages"] for n in s["nodes"]})
+    node_phase, cluster_state = BUSY[op["kind"]]
+    node_ids = _node_ids(op)
     store.start_operation(op_id, os.getpid())
-    store.set_cluster_state(cluster, "PROVISIONING")
-    store.set_node_phase(node_ids, "PROVISIONING")
+    if cluster_state:
+        store.set_cluster_state(cluster, cluster_state)
+    store.set_node_phase(node_ids, node_phase)
+    by_name = {s.name: s for s in plan.PLANS[op["kind"]]}
     try:
         if ensure_secrets is not None:
             ensure_secrets(cluster)
-        result = run_orchestration(ORCHESTRATION, orchestration_pillar(op))
+        pillar = orchestration_pillar(op)
+        result = run_orchestration(ORCHESTRATION, pillar) if pillar["kubesalt_operation"][
+            "stages"] else {"retcode": 0}
         failed = failures(result) if _failed(result) else []
         if _failed(result) and not failed:
             failed = [(None, None, "the orchestration failed without a failing step")]
+        for stage in store.operation(op_id)["stages"]:
+            if failed:
+                break
+            if stage["state"] == "skipped" or by_name[stage["name"]].targets != "controller":
+                continue
+            store.stage_started(op_id, stage["name"])
+            try:
+                controller_stages[stage["name"]](store, op)
+            except Exception as exc:  # noqa: BLE001 - recorded as the stage's failure
+                failed = [(stage["name"], None, f"{type(exc).__name__}: {exc}")]
+                break
+            store.stage_finished(op_id, stage["name"], True)
     except Exception as exc:  # noqa: BLE001 - any failure must end in the record
         failed = [(None, None, f"{type(exc).__name__}: {exc}")]
     op = store.operation(op_id)
@@ -102,12 +148,9 @@ def execute(store, run_orchestration, op_id, ensure_secrets=None):
         store.finish_operation(op_id, False, error=comment, failed_stage=stage,
                                failed_node=node)
         store.set_node_phase(node_ids, "FAILED")
-        store.set_cluster_state(cluster, "FAILED")
+        if cluster_state:
+            store.set_cluster_state(cluster, "FAILED")
         return store.operation(op_id)
-    store.stage_started(op_id, "ready")
-    store.set_node_phase(node_ids, "READY")
-    store.set_cluster_state(cluster, "READY")
-    store.stage_finished(op_id, "ready", True)
     store.finish_operation(op_id, True)
     return store.operation(op_id)
 
@@ -130,8 +173,8 @@ def _first_failure(op, failed):
     return stage, failed[0][1], failed[0][2]
 
 
-CONTROLLER_STOPPED = ("interrupted: the controller stopped during this stage; run "
-                      "cluster.provision again to resume here")
+CONTROLLER_STOPPED = ("interrupted: the controller stopped during this stage; run the "
+                      "same command again (e.g. cluster.provision) to resume here")
 
 
 def interrupt_running(store, is_alive, kill, reason=CONTROLLER_STOPPED):
@@ -162,6 +205,7 @@ def status_view(op):
             "nodes": stage["nodes"], "error": stage["error"],
         })
     return {"operation": op["id"], "kind": op["kind"], "state": op["state"],
+            "params": op.get("params") or {},
             "started": _iso(op["started_at"]), "finished": _iso(op["finished_at"]),
             "failed_stage": op["failed_stage"], "failed_node": op["failed_node"],
             "error": op["error"], "stages": stages}

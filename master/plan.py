@@ -1,8 +1,10 @@
-"""The provisioning plan: one ordered list of stages, in the spirit of kubeadm's phases.
+"""The plans of kubesalt's operations: each an ordered list of stages, in the spirit of
+kubeadm's phases. Provisioning, upgrade, reset and node removal each have one.
 
-The orchestration SLS (states/orch/provision.sls) is rendered from this list, and
+The orchestration SLS (states/orch/provision.sls) is rendered from these lists, and
 `cluster.status` shows the same names, so what runs and what is shown cannot drift apart.
-Targets are node selections resolved against the cluster's configured nodes.
+Targets are node selections resolved against the cluster's configured nodes; stages that
+target `controller` are done by the operation's executor itself, after the node stages.
 """
 
 import dataclasses
@@ -12,11 +14,16 @@ import dataclasses
 class Stage:
     name: str
     title: str
-    targets: str  # all | masters | first_master | other_masters | workers | storage
+    targets: str  # all | masters | first_master | other_masters | workers | storage |
+    #               removed (the node a removal takes out) | controller
     sls: str = ""  # empty: the controller does the stage itself
     parallel: bool = True
     timeout: int = 600
-    when: str = ""  # "" always | "storage": only when the blueprint has storage
+    when: str = ""  # "" always | "storage": the blueprint has storage | "master": the removed
+    #                 node is a master
+    # Each target node, one at a time, is drained (from the first master) before the SLS
+    # and uncordoned after it, as kubeadm's upgrade procedure does.
+    drain: bool = False
 
 
 STAGES = (
@@ -46,11 +53,57 @@ STAGES = (
 
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
+# kubeadm's upgrade order: `kubeadm upgrade apply` on the first master, `kubeadm upgrade node`
+# on the other masters, then the workers one at a time; each node drained around its upgrade.
+UPGRADE_STAGES = (
+    Stage("upgrade-check", "Check the control plane can take the new version", "first_master",
+          "kubesalt.upgrade.check", timeout=300),
+    Stage("upgrade-first-master", "Upgrade the first master (kubeadm upgrade apply)",
+          "first_master", "kubesalt.upgrade", parallel=False, drain=True, timeout=900),
+    Stage("upgrade-other-masters", "Upgrade the other masters (kubeadm upgrade node)",
+          "other_masters", "kubesalt.upgrade", parallel=False, drain=True, timeout=900),
+    Stage("upgrade-workers", "Upgrade the workers one at a time", "workers", "kubesalt.upgrade",
+          parallel=False, drain=True, timeout=900),
+    Stage("wait-for-pods", "Wait for every pod to be ready", "first_master",
+          "kubesalt.wait_pods", timeout=900),
+    Stage("ready", "Mark the cluster READY at the new version", "controller"),
+)
 
-def select(nodes, targets):
+RESET_STAGES = (
+    Stage("reset-nodes", "kubeadm reset; remove what provisioning installed", "all",
+          "kubesalt.reset", timeout=300),
+    Stage("remove-agents", "Remove kubesalt's node agent", "all", "kubesalt.agent.remove",
+          timeout=120),
+    Stage("forget-nodes", "Delete the nodes' keys and records, revoke installer credentials",
+          "controller"),
+)
+
+REMOVE_NODE_STAGES = (
+    Stage("drain", "Drain the node and delete it from Kubernetes", "first_master",
+          "kubesalt.kubeadm.remove_node", timeout=600),
+    Stage("etcd-member", "Remove the node's etcd member", "first_master",
+          "kubesalt.etcd.remove_member", timeout=120, when="master"),
+    Stage("reset-node", "kubeadm reset; remove what provisioning installed", "removed",
+          "kubesalt.reset", timeout=300),
+    Stage("remove-agent", "Remove kubesalt's node agent", "removed", "kubesalt.agent.remove",
+          timeout=120),
+    Stage("forget-node", "Delete the node's key and record", "controller"),
+)
+
+PLANS = {"provision": STAGES, "upgrade": UPGRADE_STAGES, "reset": RESET_STAGES,
+         "remove-node": REMOVE_NODE_STAGES}
+
+
+def stage(kind, name):
+    return next(s for s in PLANS[kind] if s.name == name)
+
+
+def select(nodes, targets, removed=None):
     """Node ids a stage targets. `nodes` are configured node records in join order (the
-    first master first)."""
-    masters = [n["id"] for n in nodes if "master" in n["config"]["roles"]]
+    first master first); `removed` is the id a node removal takes out (not in `nodes`)."""
+    if targets == "removed":
+        return [removed] if removed else []
+    masters = [n["id"] for n in nodes if "master" in _roles(n)]
     if targets == "all":
         return [n["id"] for n in nodes]
     if targets == "masters":
@@ -60,12 +113,17 @@ def select(nodes, targets):
     if targets == "other_masters":
         return masters[1:]
     if targets == "workers":
-        return [n["id"] for n in nodes if "master" not in n["config"]["roles"]]
+        return [n["id"] for n in nodes if "master" not in _roles(n)]
     if targets == "storage":
-        return [n["id"] for n in nodes if "storage" in n["config"]["roles"]]
+        return [n["id"] for n in nodes if "storage" in _roles(n)]
     if targets == "controller":
         return []
     raise ValueError(f"unknown stage target {targets!r}")
+
+
+def _roles(node):
+    # a reset also takes approved nodes that were never configured
+    return (node.get("config") or {}).get("roles", [])
 
 
 # When nodes join a READY cluster, these cluster-wide stages still run; the rest were done.
@@ -73,22 +131,25 @@ RUN_WHEN_ADDING = ("wait-for-pods", "ready")
 PER_NODE_TARGETS = ("all", "workers", "storage")
 
 
-def resolve(spec, nodes, resume_from=None, only=None):
-    """The stages of one provisioning run as data the orchestration renders: each with its
-    target node ids; stages with nothing to target or not wanted by the blueprint are marked
+def resolve(spec, nodes, resume_from=None, only=None, kind="provision", removed=None):
+    """The stages of one operation as data the orchestration renders: each with its target
+    node ids; stages with nothing to target or not wanted by the blueprint are marked
     skipped. `resume_from` skips (as already done) every stage before it. `only` (node ids)
-    provisions just those nodes into an existing cluster."""
+    provisions just those nodes into an existing cluster. `removed` is the node record a
+    removal takes out; `nodes` are then the ones that stay."""
     plan = []
     resuming = resume_from is not None
-    for stage in STAGES:
+    for stage in PLANS[kind]:
         if resuming and stage.name == resume_from:
             resuming = False
-        targets = select(nodes, stage.targets)
+        targets = select(nodes, stage.targets, removed["id"] if removed else None)
         if only is not None and stage.targets in PER_NODE_TARGETS:
             targets = [t for t in targets if t in only]
         skip = ""
         if stage.when == "storage" and spec.get("storage", "none") == "none":
             skip = "the blueprint has no storage"
+        elif stage.when == "master" and not (removed and "master" in _roles(removed)):
+            skip = "the node is not a master"
         elif only is not None and stage.targets not in PER_NODE_TARGETS \
                 and stage.name not in RUN_WHEN_ADDING:
             skip = "the cluster has it already"

@@ -1,19 +1,12 @@
 """Provisioning a cluster: validation of its nodes against its type, then one operation.
 
-Validation lists every problem at once. The operation itself runs in its own process
-(`salt-run operation.execute ID`, detached), so `cluster.provision` returns at once with the
-operation id and the operation outlives the operator's shell.
+Validation lists every problem at once. The operation runs detached (kubesalt.master.launch).
 """
 
-import secrets
-import subprocess
-import sys
-from pathlib import Path
-
-from . import artifacts, keys, matrix as matrix_mod, nodes as nodes_mod, plan
+from . import artifacts, keys, launch, matrix as matrix_mod, nodes as nodes_mod, plan
 from .daemon import process_alive
 from .errors import Refused
-from .store import AlreadyExists, NotFound
+from .store import NotFound
 
 CILIUM_MIN_KERNEL = (4, 19, 57)
 ARM = ("aarch64", "arm64")
@@ -41,7 +34,7 @@ def validate(spec, nodes, grains_of, new_only=False):
 
     active = [n for n in nodes if n["status"] != "REJECTED"]
     for node in active:
-        if node["status"] not in ("APPROVED", "READY", "FAILED", "PROVISIONING"):
+        if node["status"] not in ("APPROVED", *nodes_mod.PHASES):
             problem("nodes", f"{node['id']} is {node['status']}; approve it (node.approve) or "
                              "reject it first")
         elif not node["config"]:
@@ -87,14 +80,13 @@ def validate(spec, nodes, grains_of, new_only=False):
 
 def resume_point(store, cluster):
     """The failed stage of the last operation, when it failed; provisioning resumes there."""
-    history = store.operations(cluster)
-    if history and history[-1]["kind"] == "provision" and history[-1]["state"] == "failed":
-        return history[-1]["failed_stage"]
-    return None
+    failed = launch.last_failed(store, cluster, "provision")
+    return failed["failed_stage"] if failed else None
 
 
-def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
-    """Validate and start provisioning `cluster`; returns the operation record."""
+def cluster_and_nodes(store, layout, cluster):
+    """The cluster record (its spec with the derived `type`) and its node views, for the
+    verbs that start operations."""
     try:
         record = store.get_cluster(cluster)
     except NotFound:
@@ -108,6 +100,24 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
     states = keys.key_states(layout.pki_dir)
     views = [nodes_mod.view(n, keys.state_for(states.get(n["id"]), n["pub_sha256"]))
              for n in store.list_nodes(cluster)]
+    return dict(record, spec=spec), views
+
+
+# A failed operation of these kinds is finished by its own verb before provisioning again.
+RESUMED_BY = {"upgrade": "salt-run cluster.upgrade {cluster}",
+              "reset": "salt-run cluster.reset {cluster} confirm=True"}
+
+
+def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
+    """Validate and start provisioning `cluster`; returns the operation record."""
+    record, views = cluster_and_nodes(store, layout, cluster)
+    spec = record["spec"]
+    for kind, verb in RESUMED_BY.items():
+        failed = launch.last_failed(store, cluster, kind)
+        if failed:
+            raise ProvisionError([{"field": "name", "message": f"{cluster}'s {kind} "
+                                   f"{failed['id']} failed at {failed['failed_stage']}; finish "
+                                   f"it first: {verb.format(cluster=cluster)}"}])
     adding = record["state"] == "READY"
     ordered = validate(spec, views, grains_of, new_only=adding)
     lacking = artifacts.missing(layout.artifacts_dir, matrix_mod.default(), spec["k8s_version"])
@@ -127,25 +137,7 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
     resume = None if adding else resume_point(store, cluster)
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
                           resume_from=resume, only=only)
-    op_id = f"op-{secrets.token_hex(4)}"
     try:
-        store.create_operation(op_id, cluster, "provision", stages, process_alive)
-    except AlreadyExists as exc:
-        raise ProvisionError([{"field": "name", "message": f"operation {exc.args[0]} is still "
-                                                          f"running on {cluster}; wait for it "
-                                                          "(cluster.status)"}]) from None
-    if spawn:
-        store.start_operation(op_id, spawn_executor(layout, conf_dir, op_id))
-    return store.operation(op_id)
-
-
-def spawn_executor(layout, conf_dir, op_id):
-    log_dir = Path(layout.state_dir) / "operations"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    salt_run = Path(sys.executable).parent / "salt-run"
-    with open(log_dir / f"{op_id}.log", "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603
-            [str(salt_run), "-c", str(conf_dir), "--out=json", "operation.execute", op_id],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True)
-    return proc.pid
+        return launch.start(store, layout, conf_dir, cluster, "provision", stages, spawn=spawn)
+    except Refused as exc:
+        raise ProvisionError(exc.errors) from None

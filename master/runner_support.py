@@ -1,6 +1,8 @@
 """What every kubesalt runner needs from the master it runs on: the store, the settings, and a
 uniform way to refuse a request (non-zero exit from salt-run, the errors as data)."""
 
+import time
+
 from .layout import Layout
 from .store import Store
 
@@ -47,3 +49,55 @@ def cached_grains(opts, node_id):
     import salt.utils.minions  # noqa: PLC0415 - keeps this module importable without Salt
 
     return salt.utils.minions.get_minion_data(node_id, opts)[1] or {}
+
+
+def delete_keys(opts, ids):
+    """Delete nodes' keys from Salt's key store (and so their minion data cache)."""
+    import salt.wheel  # noqa: PLC0415 - keeps this module importable without Salt
+
+    wheel = salt.wheel.WheelClient(opts)
+    for node_id in ids:
+        wheel.cmd("key.delete", [node_id], print_event=False)
+
+
+def follow(store, op_id, timeout, progress):
+    """Report stage changes through `progress(message)` until operation `op_id` ends; returns
+    its status view. Polls the store: the executor is another process."""
+    from . import operations  # noqa: PLC0415 - keeps this module light for every runner
+
+    deadline = time.monotonic() + timeout
+    seen = {}
+    while True:
+        op = store.operation(op_id)
+        for stage in op["stages"]:
+            if seen.get(stage["name"]) != stage["state"]:
+                seen[stage["name"]] = stage["state"]
+                if stage["state"] in ("running", "done", "failed"):
+                    nodes = ", ".join(stage["nodes"]) or "controller"
+                    detail = f": {stage['error']}" if stage["error"] else ""
+                    progress(f"[{op_id}] {stage['name']} {stage['state']} on {nodes}{detail}")
+        if op["state"] in ("done", "failed"):
+            return operations.status_view(op)
+        if time.monotonic() > deadline:
+            view = operations.status_view(op)
+            view["error"] = f"still {op['state']} after {timeout}s; see cluster.status"
+            return view
+        time.sleep(1)
+
+
+def started(context, store, op, wait, timeout, progress):
+    """What a runner that starts an operation returns: at once the operation id and its
+    stages, or with `wait` the final status (non-zero exit when it failed)."""
+    if not as_bool(wait):
+        return {"operation": op["id"], "cluster": op["cluster"], "kind": op["kind"],
+                "state": op["state"],
+                "stages": [s["name"] for s in op["stages"] if s["state"] != "skipped"]}
+    final = follow(store, op["id"], float(timeout), progress)
+    if final["state"] != "done":
+        context["retcode"] = 1
+        final["retcode"] = 1
+    return final
+
+
+def as_bool(value):
+    return value is True or str(value).lower() in ("true", "yes", "1")

@@ -79,7 +79,14 @@ MIGRATIONS = [
         PRIMARY KEY (operation, position)
     );
     """,
+    """
+    ALTER TABLE operations ADD COLUMN params TEXT;
+    """,
 ]
+
+# What a cluster or node is while an operation works on it; an interrupted operation leaves
+# them FAILED, as its executor would have.
+BUSY_STATES = ("PROVISIONING", "UPGRADING", "RESETTING", "REMOVING")
 
 
 INTERRUPTED = "interrupted: the operation process stopped"
@@ -309,10 +316,11 @@ class Store:
 
     # ---- operations ---------------------------------------------------------------------------
 
-    def create_operation(self, op_id, cluster, kind, stages, is_alive):
+    def create_operation(self, op_id, cluster, kind, stages, is_alive, params=None):
         """Record a new operation with its stages, unless another one of this cluster is still
         active. `is_alive(pid)` tells a running operation from one whose process died (then it
-        is marked failed as interrupted, and the new one may start)."""
+        is marked failed as interrupted, and the new one may start). `params`: what the
+        operation was asked for (e.g. the target version), shown with it."""
         now = time.time()
         with self.transaction() as conn:
             self.get_cluster(cluster, conn)
@@ -322,8 +330,9 @@ class Store:
                     self._interrupt(conn, row["id"], now)
                     continue
                 raise AlreadyExists(row["id"])
-            conn.execute("INSERT INTO operations(id, cluster, kind, state, created_at) "
-                         "VALUES (?,?,?,?,?)", (op_id, cluster, kind, "queued", now))
+            conn.execute("INSERT INTO operations(id, cluster, kind, state, created_at, params) "
+                         "VALUES (?,?,?,?,?,?)", (op_id, cluster, kind, "queued", now,
+                                                  json.dumps(params or {}, sort_keys=True)))
             conn.executemany(
                 "INSERT INTO operation_stages(operation, position, name, title, state, nodes, "
                 "error) VALUES (?,?,?,?,?,?,?)",
@@ -340,12 +349,13 @@ class Store:
                      (now, reason, failed["name"] if failed else None, op_id))
         # what the executor would have recorded had it ended the operation itself
         op = conn.execute("SELECT cluster FROM operations WHERE id=?", (op_id,)).fetchone()
-        conn.execute("UPDATE clusters SET state='FAILED', updated_at=? WHERE name=? AND "
-                     "state='PROVISIONING'", (now, op["cluster"]))
+        busy = ",".join(f"'{state}'" for state in BUSY_STATES)
+        conn.execute(f"UPDATE clusters SET state='FAILED', updated_at=? WHERE name=? AND "  # noqa: S608
+                     f"state IN ({busy})", (now, op["cluster"]))
         nodes = {n for (raw,) in conn.execute("SELECT nodes FROM operation_stages WHERE "
                                               "operation=?", (op_id,)) for n in json.loads(raw)}
-        conn.executemany("UPDATE nodes SET phase='FAILED', updated_at=? WHERE id=? AND "
-                         "phase='PROVISIONING'", [(now, n) for n in sorted(nodes)])
+        conn.executemany(f"UPDATE nodes SET phase='FAILED', updated_at=? WHERE id=? AND "  # noqa: S608
+                         f"phase IN ({busy})", [(now, n) for n in sorted(nodes)])
 
     def active_operations(self):
         """(id, pid) of every operation of any cluster still queued or running."""
@@ -404,6 +414,7 @@ class Store:
             stages = conn.execute("SELECT * FROM operation_stages WHERE operation=? "
                                   "ORDER BY position", (op_id,)).fetchall()
         data = dict(row)
+        data["params"] = json.loads(data["params"]) if data.get("params") else {}
         data["stages"] = []
         for stage in stages:
             entry = dict(stage)

@@ -1,4 +1,5 @@
-"""Operator verbs for clusters: create, show, list, update, delete, installer.
+"""Operator verbs for clusters: create, show, list, update, delete, installer, provision,
+upgrade, reset, status.
 
 Thin wrappers: the logic is kubesalt.master.clusters, which unit tests call without a master.
 
@@ -7,11 +8,14 @@ Thin wrappers: the logic is kubesalt.master.clusters, which unit tests call with
     salt-run cluster.installer edge1 dest=/root/edge1
 """
 
-import time
-
+import sys
 
 from kubesalt.master import clusters, operations, runner_support
 from kubesalt.master import provision as provision_mod
+from kubesalt.master import reset as reset_mod
+from kubesalt.master import upgrade as upgrade_mod
+from kubesalt.master.daemon import process_alive
+from kubesalt.master.errors import Refused
 from kubesalt.master.store import NotFound
 
 __virtualname__ = "cluster"
@@ -70,24 +74,64 @@ def provision(name, wait=False, timeout=3600):
     wait=True, reports each stage as it runs and returns the final status. Rerunning after a
     failure resumes at the failed stage; on a READY cluster it joins new configured workers."""
     store = runner_support.store(__opts__)
-    layout = runner_support.layout(__opts__)
     try:
-        op = provision_mod.start(store, layout, name, _grains,
-                                 __opts__["conf_file"].rsplit("/", 1)[0])
-    except provision_mod.ProvisionError as exc:
+        op = provision_mod.start(store, runner_support.layout(__opts__), name, _grains,
+                                 _conf_dir())
+    except Refused as exc:
         return runner_support.refused(__context__, exc.errors)
-    if not _as_bool(wait):
-        return {"operation": op["id"], "cluster": name, "state": op["state"],
-                "stages": [s["name"] for s in op["stages"] if s["state"] != "skipped"]}
-    final = _follow(store, op["id"], float(timeout))
-    if final["state"] != "done":
-        __context__["retcode"] = 1
-        final["retcode"] = 1
-    return final
+    return runner_support.started(__context__, store, op, wait, timeout, _progress)
+
+
+def upgrade(name, k8s_version=None, wait=False, timeout=7200):
+    """Upgrade the cluster's Kubernetes to k8s_version (one minor at a time, never down):
+    the first master, the other masters, then the workers one at a time, each drained around
+    its upgrade; containerd and etcd follow the version matrix. After a failure, run it again
+    (the version may be left out) to resume at the failed stage."""
+    store = runner_support.store(__opts__)
+    try:
+        op = upgrade_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
+                               k8s_version=None if k8s_version is None else str(k8s_version))
+    except Refused as exc:
+        return runner_support.refused(__context__, exc.errors)
+    return runner_support.started(__context__, store, op, wait, timeout, _progress)
+
+
+def reset(name, confirm=False, wait=False, timeout=3600):
+    """Reset the cluster: kubeadm reset and everything provisioning installed removed from
+    every node, kubesalt's agent removed, the nodes' keys and records deleted, installer
+    credentials revoked. The cluster and its settings stay, ready for new installer
+    credentials. Needs reset_enabled=True on the cluster, and confirm=True."""
+    store = runner_support.store(__opts__)
+    layout = runner_support.layout(__opts__)
+    confirmed = runner_support.as_bool(confirm)
+    if not confirmed and _interactive():
+        answer = input(f"Reset cluster {name}: every node loses Kubernetes and kubesalt. "
+                       "Type the cluster name to confirm: ")
+        confirmed = answer.strip() == name
+    try:
+        op = reset_mod.start(store, layout, name, _conf_dir(), confirm=confirmed)
+    except Refused as exc:
+        return runner_support.refused(__context__, exc.errors)
+    result = runner_support.started(__context__, store, op, wait, timeout, _progress)
+    left = reset_mod.unreachable(provision_mod.cluster_and_nodes(store, layout, name)[1]) \
+        if not runner_support.as_bool(wait) else []
+    if left:
+        result["warning"] = (f"{', '.join(left)} never had an accepted key: their key is "
+                             "deleted but their agent stays; run conjurer -d on them")
+    return result
+
+
+def _interactive():
+    # salt-run runs the runner in the operator's own process; the REST API never prompts
+    return __opts__.get("__role") == "master" and sys.stdin is not None and sys.stdin.isatty()
+
+
+def _conf_dir():
+    return __opts__["conf_file"].rsplit("/", 1)[0]
 
 
 def _as_bool(value):
-    return value is True or str(value).lower() in ("true", "yes", "1")
+    return runner_support.as_bool(value)
 
 
 def _grains(node_id):
@@ -96,29 +140,6 @@ def _grains(node_id):
 
 def _progress(message):
     __jid_event__.fire_event({"message": message}, "progress")
-
-
-def _follow(store, op_id, timeout):
-    """Report stage changes until the operation ends (polls the store: the executor is another
-    process)."""
-    deadline = time.monotonic() + timeout
-    seen = {}
-    while True:
-        op = store.operation(op_id)
-        for stage in op["stages"]:
-            if seen.get(stage["name"]) != stage["state"]:
-                seen[stage["name"]] = stage["state"]
-                if stage["state"] in ("running", "done", "failed"):
-                    nodes = ", ".join(stage["nodes"]) or "controller"
-                    detail = f": {stage['error']}" if stage["error"] else ""
-                    _progress(f"[{op_id}] {stage['name']} {stage['state']} on {nodes}{detail}")
-        if op["state"] in ("done", "failed"):
-            return operations.status_view(op)
-        if time.monotonic() > deadline:
-            view = operations.status_view(op)
-            view["error"] = f"still {op['state']} after {timeout}s; see cluster.status"
-            return view
-        time.sleep(1)
 
 
 def status(name, history=False):
@@ -130,7 +151,7 @@ def status(name, history=False):
     except NotFound:
         return runner_support.refused(__context__, [{"field": "name",
                                                      "message": f"no cluster named {name!r}"}])
-    store.reap_operations(name, provision_mod.process_alive)
+    store.reap_operations(name, process_alive)
     ops = [operations.status_view(op) for op in store.operations(name)]
     result = {"cluster": name, "state": record["state"]}
     if _as_bool(history):

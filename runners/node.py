@@ -1,13 +1,16 @@
-"""Operator verbs for nodes: list, show, approve, reject, configure (and the reactor's probe).
+"""Operator verbs for nodes: list, show, approve, reject, configure, remove (and the reactor's
+probe).
 
     salt-run node.list cluster=edge1 status=DISCOVERED search=10-77 sort=-created
     salt-run node.approve node-1a2b3c4d-10-77-0-11-edge1
     salt-run node.configure NODE roles=master,storage storage_devices=/dev/sdb interface=eth0
+    salt-run node.remove NODE wait=True
 
 Status is derived from Salt's key store and the controller's enrollment records; facts come
 from the minion data cache (kubesalt_facts grains, synced when the node connects).
 """
 
+import functools
 import time
 
 import salt.client
@@ -15,7 +18,8 @@ import salt.utils.event
 import salt.utils.minions
 import salt.wheel
 
-from kubesalt.master import nodes, runner_support
+from kubesalt.master import nodes, removal, runner_support
+from kubesalt.master.errors import Refused
 
 __virtualname__ = "node"
 PROBE_TIMEOUT = 60
@@ -111,6 +115,32 @@ def configure(node, roles=None, interface=None, storage_devices=None):
         _fire(node, "CONFIGURED", config)
         return {"node": node, "config": config}
     return _call(_configure)
+
+
+def remove(node, drain=True, wait=False, timeout=3600):
+    """Take a node out of its cluster: drained (unless drain=False) and deleted from
+    Kubernetes, its etcd member removed first when it is a master, kubeadm reset and what
+    provisioning installed removed, kubesalt's agent removed, its key and record deleted.
+    Refused for a cluster's only master, below etcd quorum, or for the last worker of a
+    dedicated cluster. A node whose key was never accepted is forgotten at once."""
+    store = runner_support.store(__opts__)
+    try:
+        op = removal.start(store, runner_support.layout(__opts__), node,
+                           __opts__["conf_file"].rsplit("/", 1)[0],
+                           drain=runner_support.as_bool(drain),
+                           forget=functools.partial(runner_support.delete_keys, __opts__))
+    except Refused as exc:
+        return runner_support.refused(__context__, exc.errors)
+    if op is None:
+        _fire(node, "REMOVED")
+        return {"node": node, "removed": True,
+                "note": "its key was never accepted: nothing ran on it; run conjurer -d there "
+                        "to remove kubesalt's agent"}
+    return runner_support.started(__context__, store, op, wait, timeout, _progress)
+
+
+def _progress(message):
+    __jid_event__.fire_event({"message": message}, "progress")
 
 
 def probe(node_id):

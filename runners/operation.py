@@ -1,14 +1,17 @@
 """Operation plumbing: the detached executor and the stage records the orchestration writes.
 
-Operators do not call these; `cluster.provision` starts `operation.execute` and the
+Operators do not call these; `cluster.provision` (upgrade, reset, node.remove) starts
+`operation.execute` and the
 orchestration calls `operation.stage_started` / `operation.stage_finished`. Each also fires
 `kubesalt/operation/<id>/...` events on the master bus.
 """
 
+import functools
+
 import salt.runner
 import salt.utils.event
 
-from kubesalt.master import cluster_secrets, operations, runner_support
+from kubesalt.master import cluster_secrets, operations, removal, reset, runner_support
 
 __virtualname__ = "operation"
 
@@ -33,11 +36,22 @@ def execute(operation_id):
         return runner.cmd("state.orchestrate", [mods], kwarg={"pillar": pillar},
                           full_return=False, print_event=False)
 
+    controller_stages = {
+        "forget-nodes": functools.partial(_forget, reset.forget_nodes, layout),
+        "forget-node": functools.partial(_forget, removal.forget_node, layout),
+    }
+    op = store.operation(operation_id)
     result = operations.execute(
         store, run_orchestration, operation_id,
-        ensure_secrets=lambda cluster: cluster_secrets.ensure(layout, cluster))
+        ensure_secrets=(lambda cluster: cluster_secrets.ensure(layout, cluster))
+        if op["kind"] in ("provision", "upgrade") else None,
+        controller_stages=controller_stages)
     _fire(f"kubesalt/operation/{operation_id}/{result['state']}", operations.status_view(result))
     return operations.status_view(result)
+
+
+def _forget(forget, layout, store, op):
+    forget(store, op, layout, functools.partial(runner_support.delete_keys, __opts__))
 
 
 def stage_started(operation, stage):

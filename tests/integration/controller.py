@@ -88,7 +88,8 @@ class Controller:
         """salt-run FUN ARGS --out=json -> (exit code, parsed output)."""
         proc = subprocess.run(
             [str(BIN / "salt-run"), "-c", str(self.conf_dir), "--out=json", fun, *args],
-            capture_output=True, text=True, timeout=timeout, env=_env())
+            capture_output=True, text=True, timeout=timeout, env=_env(),
+            stdin=subprocess.DEVNULL)
         try:
             data = json.loads(proc.stdout) if proc.stdout.strip() else None
         except json.JSONDecodeError:

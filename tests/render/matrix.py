@@ -116,7 +116,9 @@ def pillar_for(cluster_type, cni, proxy, node_id):
     if pillar["node"]["first_master"]:
         pillar["storage_nodes"] = [{"id": i, "devices": ["/dev/loop3"]}
                                    for i, r, _ in nodes if "storage" in r]
-    return {"kubesalt": pillar}
+    # what the orchestration passes day-2 steps: the node an upgrade drains or a removal takes
+    # out (a master for remove_member, a worker for the rest makes no difference to rendering)
+    return {"kubesalt": pillar, "kubesalt_op": {"node": "node-w0", "drain": True}}
 
 
 def node_grains(os_name, node_id, address):
@@ -127,15 +129,25 @@ def node_grains(os_name, node_id, address):
                     "search": ["lab.example"], "options": []}}
 
 
+DRAIN_SLS = ("kubesalt.kubeadm.drain", "kubesalt.kubeadm.uncordon")
+
+
 def stage_sls(nodes):
-    """{node id: [sls, ...]} the plan applies to each node of this cluster."""
+    """{node id: [sls, ...]} every plan (provision, upgrade, reset, node removal) applies to
+    each node of this cluster; a removal takes out the last node."""
     records = [{"id": i, "config": {"roles": r}} for i, r, _ in nodes]
     out = {i: [] for i, _, _ in nodes}
-    for stage in plan.STAGES:
-        if not stage.sls:
-            continue
-        for target in plan.select(records, stage.targets):
-            out[target].append(stage.sls)
+    for stages in plan.PLANS.values():
+        for stage in stages:
+            if not stage.sls:
+                continue
+            targets = plan.select(records, stage.targets, removed=records[-1]["id"])
+            applied = [(t, stage.sls) for t in targets]
+            if stage.drain and targets:
+                applied += [(records[0]["id"], sls) for sls in DRAIN_SLS]
+            for target, sls in applied:
+                if sls not in out[target]:
+                    out[target].append(sls)
     return out
 
 

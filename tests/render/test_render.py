@@ -1,4 +1,4 @@
-"""Render-matrix tests: every SLS the provisioning plan applies, compiled by Salt's own state
+"""Render-matrix tests: every SLS the operation plans apply, compiled by Salt's own state
 compiler for every supported OS family x cluster type x CNI x proxy on/off x node role, with
 the templates its file states use rendered too. A state edit that breaks any configuration,
 a requisite pointing at nothing, or a secret leaking into what Salt logs fails here."""
@@ -39,7 +39,8 @@ def test_matrix_covers_every_combination(records):
             roles.add("other master")
         for role in roles:
             assert (os_name, cluster_type, cni, proxy, role) in seen
-    assert {r["sls"] for r in records} == {s.sls for s in plan.STAGES if s.sls}
+    assert {r["sls"] for r in records} == {s.sls for stages in plan.PLANS.values()
+                                           for s in stages if s.sls} | set(matrix.DRAIN_SLS)
 
 
 def test_every_sls_renders_without_errors(records):
@@ -52,6 +53,7 @@ def test_every_sls_renders_without_errors(records):
 def broken_requisites(states):
     ids = {(s["fun"].split(".")[0], sid) for sid, s in states.items()}
     names = {(s["fun"].split(".")[0], s["args"].get("name", sid)) for sid, s in states.items()}
+    ids |= {("sls", s["sls"]) for s in states.values()}
     broken = []
     for state_id, state in states.items():
         for requisite in REQUISITES:

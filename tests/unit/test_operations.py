@@ -28,7 +28,7 @@ def test_failures_name_stage_node_and_comment():
 
 
 def test_orchestration_pillar_leaves_out_skipped_stages():
-    op = {"id": "op-1", "cluster": "c", "stages": [
+    op = {"id": "op-1", "cluster": "c", "kind": "provision", "stages": [
         {"name": "prechecks", "title": "t", "nodes": ["a"], "state": "skipped"},
         {"name": "etcd", "title": "t", "nodes": ["a"], "state": "pending"}]}
     stages = operations.orchestration_pillar(op)["kubesalt_operation"]["stages"]

@@ -1,0 +1,47 @@
+"""Starting an operation: record it with its stages, then run its executor
+(`salt-run operation.execute ID`) detached, so the runner returns at once with the operation id
+and the operation outlives the operator's shell. One operation per cluster at a time: the
+store refuses a second while the first one's executor lives."""
+
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from .daemon import process_alive
+from .errors import Refused
+from .store import AlreadyExists
+
+
+def start(store, layout, conf_dir, cluster, kind, stages, params=None, spawn=True):
+    """Record operation `kind` of `cluster` with its resolved `stages` and start it; returns
+    the operation record."""
+    op_id = f"op-{secrets.token_hex(4)}"
+    try:
+        store.create_operation(op_id, cluster, kind, stages, process_alive, params=params)
+    except AlreadyExists as exc:
+        raise Refused.one("name", f"operation {exc.args[0]} is still running on {cluster}; "
+                                  "wait for it (cluster.status)") from None
+    if spawn:
+        store.start_operation(op_id, spawn_executor(layout, conf_dir, op_id))
+    return store.operation(op_id)
+
+
+def spawn_executor(layout, conf_dir, op_id):
+    log_dir = Path(layout.state_dir) / "operations"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    salt_run = Path(sys.executable).parent / "salt-run"
+    with open(log_dir / f"{op_id}.log", "ab") as log:
+        proc = subprocess.Popen(  # noqa: S603
+            [str(salt_run), "-c", str(conf_dir), "--out=json", "operation.execute", op_id],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True)
+    return proc.pid
+
+
+def last_failed(store, cluster, kind):
+    """The cluster's last operation when it is a failed `kind`: a rerun resumes it."""
+    history = store.operations(cluster)
+    if history and history[-1]["kind"] == kind and history[-1]["state"] == "failed":
+        return history[-1]
+    return None

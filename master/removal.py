@@ -1,0 +1,82 @@
+"""Removing one node from its cluster: drained and deleted from Kubernetes (from a master that
+stays), its etcd member removed first when it is a master, then reset like a cluster reset does
+and forgotten (key, record).
+
+Refused when the cluster would break: its only master, a master whose removal leaves etcd below
+quorum of the members it has now, or the last worker of a dedicated-master cluster.
+"""
+
+from . import cluster_secrets, launch, nodes as nodes_mod, plan, provision
+from .errors import Refused
+from .store import NotFound
+
+NEVER_JOINED = "the node never joined Kubernetes"
+
+
+def check(spec, views, node_id):
+    """The node's view, or Refused saying why removing it would break the cluster."""
+    node = next(n for n in views if n["id"] == node_id)
+    members = [n for n in views if n["config"] and n["status"] in nodes_mod.PHASES]
+    if node not in members:
+        return node
+    masters = [n for n in members if "master" in n["config"]["roles"]]
+    if "master" in node["config"]["roles"]:
+        if len(masters) <= 1:
+            raise Refused.one("node", f"{node_id} is the only master of {spec['name']}; reset "
+                                      "the cluster instead (cluster.reset)")
+        quorum = len(masters) // 2 + 1
+        if len(masters) - 1 < quorum:
+            raise Refused.one("node", f"removing {node_id} would leave {len(masters) - 1} of "
+                                      f"{len(masters)} etcd members, below quorum ({quorum}); "
+                                      "add a master first")
+    elif spec.get("dedicated_master"):
+        workers = [n for n in members if "master" not in n["config"]["roles"]]
+        if len(workers) <= 1:
+            raise Refused.one("node", f"{node_id} is the last worker of {spec['name']}, whose "
+                                      "masters take no workloads; add a worker first")
+    return node
+
+
+def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True):
+    """Validate and start removing `node_id`; returns the operation record. A node whose key
+    was never accepted runs nothing: it is forgotten at once (`forget(ids)` deletes keys) and
+    None is returned."""
+    try:
+        cluster = store.get_node(node_id)["cluster"]
+    except NotFound:
+        raise Refused.one("node", f"no node {node_id!r} has enrolled; see salt-run node.list") \
+            from None
+    record, views = provision.cluster_and_nodes(store, layout, cluster)
+    spec = dict(record["spec"], name=cluster)
+    failed = launch.last_failed(store, cluster, "remove-node")
+    resume = failed["failed_stage"] if failed and failed["params"]["node"] == node_id else None
+    node = check(spec, views, node_id)
+    if node["status"] not in ("APPROVED", *nodes_mod.PHASES):
+        forget([node_id])
+        store.remove_node(node_id)
+        return None
+    stays = [n for n in views if n["id"] != node_id and n["config"]
+             and n["status"] in nodes_mod.PHASES]
+    stays = sorted((n for n in stays if "master" in n["config"]["roles"]),
+                   key=lambda n: n["id"]) + \
+        sorted((n for n in stays if "master" not in n["config"]["roles"]), key=lambda n: n["id"])
+    stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in stays],
+                          resume_from=resume, kind="remove-node",
+                          removed={"id": node_id, "config": node["config"]})
+    if node["status"] == "APPROVED":
+        for stage in stages:
+            if stage["name"] in ("drain", "etcd-member") and not stage["skip"]:
+                stage["skip"] = NEVER_JOINED
+    return launch.start(store, layout, conf_dir, cluster, "remove-node", stages,
+                        params={"node": node_id, "drain": bool(drain)}, spawn=spawn)
+
+
+def forget_node(store, op, layout, delete_keys):
+    """The controller's stage of a removal: the node's key, record and etcd certificate."""
+    node_id = op["params"]["node"]
+    delete_keys([node_id])
+    try:
+        store.remove_node(node_id)
+    except NotFound:
+        pass
+    cluster_secrets.forget_etcd_member(layout, op["cluster"], node_id)

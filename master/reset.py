@@ -1,0 +1,56 @@
+"""Resetting a cluster: every node back to what it was before kubesalt (kubeadm reset, the
+provisioning states undone, kubesalt's agent removed), the nodes' keys and records deleted,
+installer credentials revoked and the cluster's secrets dropped. The cluster object and its
+settings stay: new installer credentials enroll nodes again and provisioning starts over.
+
+Destructive, so two gates: the cluster's `reset_enabled` setting, and `confirm=True`.
+"""
+
+from . import cluster_secrets, launch, nodes as nodes_mod, plan, provision
+from .errors import Refused
+
+
+def start(store, layout, cluster, conf_dir, confirm=False, spawn=True):
+    """Validate and start resetting `cluster` (or resume its failed reset); returns the
+    operation record."""
+    record, views = provision.cluster_and_nodes(store, layout, cluster)
+    spec = record["spec"]
+    if not spec.get("reset_enabled"):
+        raise Refused.one("reset_enabled", f"resetting {cluster} is disabled; enable it first: "
+                                           f"salt-run cluster.update {cluster} "
+                                           "reset_enabled=True")
+    if not confirm:
+        raise Refused.one("confirm", f"cluster.reset removes Kubernetes and kubesalt from every "
+                                     f"node of {cluster} and deletes their keys; run salt-run "
+                                     f"cluster.reset {cluster} confirm=True")
+    failed = launch.last_failed(store, cluster, "reset")
+    if failed:
+        params, resume = failed["params"], failed["failed_stage"]
+    else:
+        params, resume = {"nodes": sorted(n["id"] for n in views)}, None
+    # Only nodes whose key is accepted run states; the others are forgotten at the end.
+    reachable = [{"id": n["id"], "config": n["config"]} for n in views
+                 if n["id"] in params["nodes"]
+                 and n["status"] in ("APPROVED", *nodes_mod.PHASES)]
+    stages = plan.resolve(spec, reachable, resume_from=resume, kind="reset")
+    return launch.start(store, layout, conf_dir, cluster, "reset", stages, params=params,
+                        spawn=spawn)
+
+
+def forget_nodes(store, op, layout, delete_keys):
+    """The controller's stage of a reset: keys, node records, installers, secrets."""
+    cluster = op["cluster"]
+    ids = op["params"]["nodes"]
+    delete_keys(ids)
+    known = {n["id"] for n in store.list_nodes(cluster)}
+    for node_id in ids:
+        if node_id in known:
+            store.remove_node(node_id)
+    store.revoke_installers(cluster)
+    cluster_secrets.forget(layout, cluster)
+    store.set_cluster_state(cluster, "CREATED")
+
+
+def unreachable(views):
+    """Nodes a reset cannot run states on: their agent stays until `conjurer -d` there."""
+    return sorted(n["id"] for n in views if n["status"] not in ("APPROVED", *nodes_mod.PHASES))

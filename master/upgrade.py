@@ -1,0 +1,78 @@
+"""Upgrading a cluster's Kubernetes: one minor version at a time, never down, in kubeadm's order
+(plan.UPGRADE_STAGES). The cluster's configured version becomes the target when the upgrade
+starts, because that is what the nodes' pillar hands the states (binaries, containerd and etcd
+of the target's row in the version matrix); the operation keeps where it came from.
+
+A failed upgrade is resumed by asking for it again (same version, or none): the rerun starts at
+the failed stage; every upgrade step is safe to repeat on a node that already did it.
+"""
+
+from . import artifacts, launch, matrix as matrix_mod, nodes as nodes_mod, plan, provision
+from .errors import Refused
+
+
+def _key(version):
+    return tuple(int(part) for part in str(version).split("."))
+
+
+def check_target(matrix, current, requested):
+    """The matrix release to upgrade to from `current`, or Refused naming what is wrong."""
+    if requested in (None, ""):
+        raise Refused.one("k8s_version", "name the version to upgrade to, e.g. "
+                                         "k8s_version=1.30")
+    target = matrix.resolve_k8s_version(requested)
+    if target is None:
+        raise Refused.one("k8s_version", f"{requested} is not in the version matrix; supported: "
+                                         f"{', '.join(matrix.k8s_versions)}")
+    now, want = _key(current), _key(target)
+    if want == now:
+        raise Refused.one("k8s_version", f"the cluster already runs {current}")
+    if want < now:
+        raise Refused.one("k8s_version", f"{target} is older than the cluster's {current}; "
+                                         "downgrades are not supported")
+    if want[0] != now[0] or want[1] > now[1] + 1:
+        step = f"{now[0]}.{now[1] + 1}"
+        nearest = matrix.resolve_k8s_version(step)
+        hint = f"upgrade to {nearest} first" if nearest else \
+            f"the matrix has no {step} release to go through"
+        raise Refused.one("k8s_version", f"{target} skips a minor version from {current}; "
+                                         f"Kubernetes upgrades one minor at a time: {hint}")
+    return target
+
+
+def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix=None):
+    """Validate and start upgrading `cluster` (or resume its failed upgrade); returns the
+    operation record."""
+    matrix = matrix or matrix_mod.default()
+    record, views = provision.cluster_and_nodes(store, layout, cluster)
+    spec = record["spec"]
+    failed = launch.last_failed(store, cluster, "upgrade")
+    resume = None
+    if failed and (k8s_version in (None, "") or matrix.resolve_k8s_version(k8s_version)
+                   == failed["params"]["to"]):
+        params, resume = failed["params"], failed["failed_stage"]
+    elif record["state"] != "READY":
+        raise Refused.one("name", f"{cluster} is {record['state']}; only a READY cluster is "
+                                  "upgraded (cluster.status shows why)")
+    else:
+        params = {"from": spec["k8s_version"],
+                  "to": check_target(matrix, spec["k8s_version"], k8s_version)}
+    lacking = artifacts.missing(layout.artifacts_dir, matrix, params["to"])
+    if lacking:
+        raise Refused.one("artifacts", f"the artifact store lacks {len(lacking)} file(s) for "
+                                       f"{params['to']}, e.g. {lacking[0]}; run salt-run "
+                                       f"artifacts.sync {params['to']}")
+    members = [n for n in views if n["config"] and n["status"] in nodes_mod.PHASES]
+    ordered = sorted((n for n in members if "master" in n["config"]["roles"]),
+                     key=lambda n: n["id"]) + \
+        sorted((n for n in members if "master" not in n["config"]["roles"]),
+               key=lambda n: n["id"])
+    stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
+                          resume_from=resume, kind="upgrade")
+    op = launch.start(store, layout, conf_dir, cluster, "upgrade", stages, params=params,
+                      spawn=False)
+    # only once the operation holds the cluster: a refused start changes nothing
+    store.update_cluster(cluster, lambda current: dict(current, k8s_version=params["to"]))
+    if spawn:
+        store.start_operation(op["id"], launch.spawn_executor(layout, conf_dir, op["id"]))
+    return store.operation(op["id"])

@@ -1,0 +1,15 @@
+{#- Drain one node before it is upgraded or removed: pods are evicted (DaemonSet pods stay)
+    and the node is cordoned. Runs on the first master, which has the admin kubeconfig; the
+    node is pillar kubesalt_op:node, passed by the orchestration. A node Kubernetes does not
+    know is left alone. #}
+{%- from "kubesalt/map.jinja" import kubesalt, paths with context %}
+{%- set target = salt["pillar.get"]("kubesalt_op:node") %}
+{%- if not target %}
+{{- raise("pillar kubesalt_op:node names the node to drain; the orchestration passes it") }}
+{%- endif %}
+{%- set kubectl = paths.bin_dir ~ "/kubectl --kubeconfig " ~ paths.admin_kubeconfig %}
+
+Drain {{ target }}:
+  cmd.run:
+    - name: {{ kubectl }} drain {{ target }} --ignore-daemonsets --delete-emptydir-data --timeout={{ kubesalt.drain.timeout }}
+    - onlyif: {{ kubectl }} get node {{ target }} -o name
