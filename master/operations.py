@@ -45,12 +45,12 @@ def orchestration_pillar(op):
 
 def _stage_of(state_key):
     # state keys look like "salt_|-Run stage etcd_|-Run stage etcd_|-state", or with a node
-    # for drained stages: "Run stage upgrade-workers: drain node-1"
+    # for drained stages: "Run stage upgrade-workers (drain node-1)"
     parts = state_key.split("_|-")
     label = parts[1] if len(parts) > 1 else state_key
     for prefix in ("Run stage ", "Start stage ", "Finish stage "):
         if label.startswith(prefix):
-            return label[len(prefix):].split(":", 1)[0]
+            return label[len(prefix):].split(" ", 1)[0]
     return None
 
 
@@ -88,6 +88,11 @@ def _failed_comment(states):
             comment = result.get("comment", "")
             if isinstance(comment, list):
                 comment = "; ".join(str(c) for c in comment)
+            # a failed cmd.run says only 'Command "..." run': its reason is in its stderr
+            # (commands that handle secrets hide their output, so none is here)
+            stderr = str((result.get("changes") or {}).get("stderr") or "").strip()
+            if stderr:
+                comment = f"{comment}: {stderr.splitlines()[-1][:500]}"
             return f"{result.get('__id__', '')}: {comment}".strip(": ")
     return None
 

@@ -49,14 +49,14 @@ Start stage {{ stage['name'] }}:
   {%- if stage['drain'] %}
     {%- for node in stage['nodes'] %}
       {%- set params = dict(op['params'], node=node) %}
-{{ apply('Run stage ' ~ stage['name'] ~ ': drain ' ~ node, [op['drain_from']],
+{{ apply('Run stage ' ~ stage['name'] ~ ' (drain ' ~ node ~ ')', [op['drain_from']],
          'kubesalt.kubeadm.drain', stage, last[-1], params) }}
-{{ apply('Run stage ' ~ stage['name'] ~ ': on ' ~ node, [node], stage['sls'], stage,
-         'Run stage ' ~ stage['name'] ~ ': drain ' ~ node, params) }}
-{{ apply('Run stage ' ~ stage['name'] ~ ': uncordon ' ~ node, [op['drain_from']],
-         'kubesalt.kubeadm.uncordon', stage, 'Run stage ' ~ stage['name'] ~ ': on ' ~ node,
+{{ apply('Run stage ' ~ stage['name'] ~ ' (on ' ~ node ~ ')', [node], stage['sls'], stage,
+         'Run stage ' ~ stage['name'] ~ ' (drain ' ~ node ~ ')', params) }}
+{{ apply('Run stage ' ~ stage['name'] ~ ' (uncordon ' ~ node ~ ')', [op['drain_from']],
+         'kubesalt.kubeadm.uncordon', stage, 'Run stage ' ~ stage['name'] ~ ' (on ' ~ node ~ ')',
          params) }}
-      {%- do last.append('Run stage ' ~ stage['name'] ~ ': uncordon ' ~ node) %}
+      {%- do last.append('Run stage ' ~ stage['name'] ~ ' (uncordon ' ~ node ~ ')') %}
     {%- endfor %}
   {%- else %}
 {{ apply('Run stage ' ~ stage['name'], stage['nodes'], stage['sls'], stage, last[-1],

@@ -1,13 +1,16 @@
 """Provisioning end to end on lab nodes: conjurer, auto-approve, roles, `cluster.provision`,
-READY; real salt, real etcd and containerd, stand-in kubeadm/kubelet/kubectl/consul/crictl.
-Each test starts from freshly booted nodes."""
+READY; then the day-2 operations on the READY clusters: upgrade, node removal, reset. Real
+salt, real etcd and containerd, stand-in kubeadm/kubelet/kubectl/consul/crictl. Each test
+starts from freshly booted nodes."""
 
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
 
+from kubesalt.master import matrix as matrix_mod
 from tests.integration.controller import BIN
 from tests.lab import artifacts as lab_artifacts
 from tests.waiting import wait_for
@@ -15,6 +18,7 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.lab
 DEST = "/root/kubesalt"
 K8S = "1.29.14"
+K8S_NEXT = "1.30.10"
 MARKERS = "/etc/kubesalt-standin"
 
 
@@ -22,6 +26,7 @@ MARKERS = "/etc/kubesalt-standin"
 def artifact_source(tmp_path_factory):
     source = tmp_path_factory.mktemp("artifacts")
     lab_artifacts.build(source, K8S)
+    lab_artifacts.build(source, K8S_NEXT)
     return source
 
 
@@ -76,7 +81,13 @@ def configure(controller, ids, roles):
 
 def provision(controller, cluster, timeout=1500):
     """Start provisioning and wait for the operation to end; returns cluster.status."""
-    started = controller.run_ok("cluster.provision", cluster)
+    return operate(controller, cluster, "cluster.provision", cluster, timeout=timeout)
+
+
+def operate(controller, cluster, verb, *args, timeout=1500):
+    """Start an operation of `cluster` with `salt-run verb args` and wait for it to end;
+    returns cluster.status."""
+    started = controller.run_ok(verb, *args)
 
     def ended():
         status = controller.run_ok("cluster.status", cluster)
@@ -84,7 +95,14 @@ def provision(controller, cluster, timeout=1500):
         return status if op["operation"] == started["operation"] and \
             op["state"] in ("done", "failed") else None
 
-    return wait_for(ended, timeout, f"{cluster}'s provisioning to end", interval=3)
+    return wait_for(ended, timeout, f"{cluster}'s {verb} to end", interval=3)
+
+
+def refused(controller, *args):
+    """The errors of a salt-run call that must be refused."""
+    code, out = controller.run(*args)
+    assert code != 0 and out["errors"], out
+    return " ".join(e["message"] for e in out["errors"])
 
 
 def salt(controller, *args, timeout=600):
@@ -117,8 +135,8 @@ def kubectl(node, *args):
     return json.loads(proc.stdout)
 
 
-def test_converged_single_survives_a_restart_then_grows(lab, lab_controller, tmp_path,
-                                                        fresh_nodes, artifact_source):
+def test_converged_single_survives_a_restart_grows_upgrades_and_shrinks(
+        lab, lab_controller, tmp_path, fresh_nodes, artifact_source):
     ctl, node = lab_controller, lab.nodes[0]
     ctl.run_ok("artifacts.sync", K8S, f"source={artifact_source}")
     [node_id] = enroll(lab, ctl, "solo", [node], tmp_path / "creds", blueprint="minimal",
@@ -185,9 +203,101 @@ def test_converged_single_survives_a_restart_then_grows(lab, lab_controller, tmp
     assert worker.run(["systemctl", "is-active", "kubelet"]).stdout.strip() == "active"
     assert {r["status"] for r in ctl.run_ok("node.list", "cluster=solo")} == {"READY"}
 
+    upgrade_fails_on_the_worker_then_resumes(ctl, node, node_id, worker, worker_id,
+                                             artifact_source)
+    remove_the_worker(ctl, node, node_id, worker, worker_id)
 
-def test_dedicated_multi_fails_at_join_then_resumes(lab, lab_controller, tmp_path, fresh_nodes,
-                                                    artifact_source):
+
+def upgrade_fails_on_the_worker_then_resumes(ctl, master, master_id, worker, worker_id,
+                                             artifact_source):
+    assert "one minor at a time" in refused(ctl, "cluster.upgrade", "solo", "k8s_version=1.31")
+    assert "downgrades are not supported" in refused(ctl, "cluster.upgrade", "solo",
+                                                     "k8s_version=1.28")
+    assert f"artifacts.sync {K8S_NEXT}" in refused(ctl, "cluster.upgrade", "solo",
+                                                   f"k8s_version={K8S_NEXT}")
+    assert ctl.run_ok("cluster.show", "solo")["k8s_version"] == K8S, "refusals change nothing"
+    ctl.run_ok("artifacts.sync", K8S_NEXT, f"source={artifact_source}")
+    worker.write(f"{MARKERS}/fail-kubeadm-upgrade-node", "")
+    status = operate(ctl, "solo", "cluster.upgrade", "solo", f"k8s_version={K8S_NEXT}")
+    op = status["operation"]
+    assert (status["state"], op["kind"], op["failed_stage"], op["failed_node"]) == \
+        ("FAILED", "upgrade", "upgrade-workers", worker_id), op
+    assert op["params"] == {"from": K8S, "to": K8S_NEXT}
+    assert "kubeadm upgrade node" in op["error"]
+    # the first master went first (kubeadm upgrade apply) and is on the new version
+    assert master.run(["kubelet", "--version"]).stdout.strip() == f"Kubernetes v{K8S_NEXT}"
+    worker.run(["rm", "-f", f"{MARKERS}/fail-kubeadm-upgrade-node"], check=True)
+    status = operate(ctl, "solo", "cluster.upgrade", "solo")
+    assert status["state"] == "READY", status
+    stages = {s["stage"]: s for s in status["operation"]["stages"]}
+    assert [stages[s]["state"] for s in ("upgrade-check", "upgrade-first-master",
+                                         "upgrade-workers", "ready")] == \
+        ["skipped", "skipped", "done", "done"], stages
+    assert stages["upgrade-workers"]["nodes"] == [worker_id]
+    assert ctl.run_ok("cluster.show", "solo")["k8s_version"] == K8S_NEXT
+    components = matrix_mod.default().components(K8S_NEXT)
+    for lab_node in (master, worker):
+        assert lab_node.run(["kubelet", "--version"]).stdout.strip() == \
+            f"Kubernetes v{K8S_NEXT}"
+        assert lab_node.run(["kubeadm", "version", "-o", "short"]).stdout.strip() == \
+            f"v{K8S_NEXT}"
+        record = yaml.safe_load(lab_node.read("/etc/kubesalt/upgraded.yaml"))
+        assert record["kubernetes"] == K8S_NEXT
+        assert record["containerd"] == components["containerd"]
+        assert lab_node.run(["systemctl", "is-active", "kubelet", "containerd"]).stdout.split() \
+            == ["active", "active"]
+    k8s_nodes = kubectl(master, "get", "nodes")["items"]
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in k8s_nodes} == {f"v{K8S_NEXT}"}
+    assert not any(n["spec"].get("unschedulable") for n in k8s_nodes), "left cordoned"
+    assert kubectl(master, "version")["serverVersion"]["gitVersion"] == f"v{K8S_NEXT}"
+
+
+def remove_the_worker(ctl, master, master_id, worker, worker_id):
+    status = operate(ctl, "solo", "node.remove", worker_id)
+    op = status["operation"]
+    assert (status["state"], op["kind"], op["state"]) == ("READY", "remove-node", "done"), op
+    stages = {s["stage"]: s for s in op["stages"]}
+    assert stages["drain"]["nodes"] == [master_id] and stages["drain"]["state"] == "done"
+    assert stages["etcd-member"]["state"] == "skipped"
+    assert stages["reset-node"]["nodes"] == [worker_id]
+    assert [n["metadata"]["name"] for n in kubectl(master, "get", "nodes")["items"]] == \
+        [master_id]
+    assert [r["id"] for r in ctl.run_ok("node.list", "cluster=solo")] == [master_id]
+    assert worker_id not in ctl.run_ok("node.list")
+    wait_for(lambda: not worker.exists("/opt/kubesalt"), 120, "the worker's agent to go")
+    assert_nothing_of_kubesalt_left(worker)
+    assert_no_key_left(ctl, worker_id)
+    assert master.run(["systemctl", "is-active", "kubelet"]).stdout.strip() == "active"
+
+
+# What provisioning and conjurer put on a node, and the services they run.
+INSTALLED = ("/opt/kubesalt", "/etc/systemd/system/kubesalt-minion.service", "/etc/kubesalt",
+             "/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/etc/etcd/pki",
+             "/var/lib/consul", "/etc/consul.d", "/etc/containerd", "/etc/cni/net.d",
+             "/var/cache/kubesalt", "/usr/local/bin/kubeadm", "/usr/local/bin/kubelet",
+             "/usr/local/bin/etcd", "/usr/local/bin/consul", "/usr/local/bin/containerd",
+             "/etc/systemd/system/kubelet.service", "/etc/systemd/system/etcd.service")
+SERVICES = ("kubesalt-minion", "kubelet", "etcd", "consul", "containerd")
+
+
+def assert_nothing_of_kubesalt_left(lab_node):
+    left = [path for path in INSTALLED if lab_node.exists(path)]
+    assert not left, f"{lab_node.name} keeps {left}"
+    units = lab_node.run(["systemctl", "list-units", "--all", "--no-legend", "--plain",
+                          *[f"{s}*" for s in SERVICES], "kubesalt*"]).stdout.split("\n")
+    assert not [u for u in units if u.strip()], f"{lab_node.name} keeps units {units}"
+    processes = lab_node.run(["pgrep", "-a", "-f", "salt-minion|kubelet|etcd|consul|containerd"])
+    assert processes.returncode == 1, f"{lab_node.name} runs {processes.stdout}"
+
+
+def assert_no_key_left(ctl, node_id):
+    pki = ctl.root / "etc" / "salt" / "pki" / "master"
+    assert not list(pki.glob(f"minions*/{node_id}")), f"{node_id}'s key is still there"
+    assert not list(ctl.root.glob(f"var/cache/salt/master/minions/{node_id}"))
+
+
+def test_dedicated_multi_fails_at_join_resumes_loses_a_master_and_resets(
+        lab, lab_controller, tmp_path, fresh_nodes, artifact_source):
     ctl = lab_controller
     ctl.run_ok("artifacts.sync", K8S, f"source={artifact_source}")
     ids = enroll(lab, ctl, "multi", lab.nodes[:4], tmp_path / "creds", ha=True,
@@ -229,3 +339,60 @@ def test_dedicated_multi_fails_at_join_then_resumes(lab, lab_controller, tmp_pat
     # the earlier stages report no changes when applied again
     assert changed_states(ctl, ids, "kubesalt.binaries,kubesalt.containerd,kubesalt.consul") \
         == {}
+
+    remove_a_master_but_not_two(ctl, lab, ids, masters, first)
+    reset_then_enroll_and_provision_again(ctl, lab, ids, tmp_path)
+
+
+def remove_a_master_but_not_two(ctl, lab, ids, masters, first):
+    leaving = lab.nodes[ids.index(masters[2])]
+    status = operate(ctl, "multi", "node.remove", masters[2])
+    op = status["operation"]
+    assert (status["state"], op["state"]) == ("READY", "done"), op
+    stages = {s["stage"]: s for s in op["stages"]}
+    assert stages["etcd-member"]["state"] == "done"
+    assert stages["drain"]["nodes"] == [masters[0]]
+    members = first.run(["etcdctl", "--endpoints", f"https://{first.address}:2379", "--cacert",
+                         "/etc/etcd/pki/ca.crt", "--cert", "/etc/etcd/pki/server.crt",
+                         "--key", "/etc/etcd/pki/server.key", "member", "list"], check=True)
+    assert members.stdout.count("started") == 2 and masters[2] not in members.stdout
+    assert masters[2] not in {n["metadata"]["name"]
+                              for n in kubectl(first, "get", "nodes")["items"]}
+    wait_for(lambda: not leaving.exists("/opt/kubesalt"), 120, "the master's agent to go")
+    assert_nothing_of_kubesalt_left(leaving)
+    message = refused(ctl, "node.remove", masters[1])
+    assert "below quorum" in message and masters[1] in message
+    assert {r["status"] for r in ctl.run_ok("node.list", "cluster=multi")} == {"READY"}
+
+
+def reset_then_enroll_and_provision_again(ctl, lab, ids, tmp_path):
+    assert "salt-run cluster.update multi reset_enabled=True" in refused(
+        ctl, "cluster.reset", "multi", "confirm=True")
+    ctl.run_ok("cluster.update", "multi", "reset_enabled=True")
+    assert "confirm=True" in refused(ctl, "cluster.reset", "multi")
+    settings = ctl.run_ok("cluster.show", "multi")
+    status = operate(ctl, "multi", "cluster.reset", "multi", "confirm=True")
+    op = status["operation"]
+    assert (status["state"], op["kind"], op["state"]) == ("CREATED", "reset", "done"), op
+    assert [s["stage"] for s in op["stages"]] == ["reset-nodes", "remove-agents", "forget-nodes"]
+    after = ctl.run_ok("cluster.show", "multi")
+    for kept in ("ha", "dedicated_master", "cni", "pod_subnet", "blueprint", "k8s_version",
+                 "reset_enabled"):
+        assert after[kept] == settings[kept], kept
+    assert ctl.run_ok("node.list", "cluster=multi") == []
+    nodes = lab.nodes[:4]
+    wait_for(lambda: not any(n.exists("/opt/kubesalt") for n in nodes), 120,
+             "every node's agent to go")
+    for lab_node in nodes:
+        assert_nothing_of_kubesalt_left(lab_node)
+    for node_id in ids:
+        assert_no_key_left(ctl, node_id)
+    assert not (ctl.root / "var" / "lib" / "kubesalt" / "clusters" / "multi").exists()
+    # the old credentials were revoked; new ones enroll the same machines again
+    ctl.run_ok("cluster.installer", "multi", f"dest={tmp_path / 'creds2'}")
+    again = join(ctl, "multi", nodes, tmp_path / "creds2")
+    assert again == ids
+    configure(ctl, again, ["master", "master", "master", "worker"])
+    status = provision(ctl, "multi")
+    assert status["state"] == "READY", status
+    assert len(kubectl(lab.nodes[ids.index(sorted(ids[:3])[0])], "get", "nodes")["items"]) == 4

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubesalt.master import plan
+from kubesalt.master import operations, plan
 
 from . import matrix
 from .conftest import where
@@ -351,3 +351,78 @@ def test_reset_renders_for_every_role(renderer, os_name):
         reset = states["Reset kubeadm on this node"]["args"]
         assert reset["hide_output"] and "onlyif" in reset
         assert not broken_requisites(states)
+
+
+def test_upgrade_applies_on_the_first_master_and_upgrades_the_others_after(records):
+    version = matrix.VERSIONS["kubernetes"]
+    for record in pick(records, "kubesalt.upgrade"):
+        states = record["states"]
+        command = states[f"Upgrade Kubernetes on this node to v{version}"]["args"]["name"]
+        if record["role"] == "first master":
+            assert command.endswith(f"kubeadm upgrade apply v{version} --yes"), where(record)
+        else:
+            assert command.endswith("kubeadm upgrade node"), where(record)
+        included = {s["sls"] for s in states.values()}
+        assert "kubesalt.containerd" in included and "kubesalt.binaries" in included
+        assert ("kubesalt.etcd" in included) is record["role"].endswith("master")
+        restart = states[f"Restart kubelet on v{version}"]["args"]
+        assert restart["name"] == "systemctl restart kubelet"
+        assert f"kubernetes: {version}" in restart["unless"]
+
+
+@pytest.mark.parametrize(("sls", "state_id"), [
+    ("kubesalt.kubeadm.drain", "Drain node-w0"),
+    ("kubesalt.kubeadm.uncordon", "Uncordon node-w0"),
+    ("kubesalt.kubeadm.remove_node", "Delete node-w0 from Kubernetes"),
+    ("kubesalt.etcd.remove_member", "Remove etcd member node-w0")])
+def test_day2_steps_act_on_the_node_the_operation_names(records, renderer, sls, state_id):
+    for record in pick(records, sls):
+        assert "node-w0" in record["states"][state_id]["args"]["name"], where(record)
+    conf = _first(role="first master")
+    del conf["pillar"]["kubesalt_op"]
+    _, errors = renderer.render(sls, conf["grains"], conf["pillar"])
+    assert any("pillar kubesalt_op:node" in e for e in errors), errors
+
+
+def test_agent_removal_removes_only_kubesalts_agent_after_the_run(records):
+    for record in pick(records, "kubesalt.agent.remove"):
+        (state,) = record["states"].values()
+        command = state["args"]["name"]
+        assert command.startswith("systemd-run ") and "--on-active=" in command
+        assert "rm -rf /opt/kubesalt" in command
+        assert "kubesalt-minion.service" in command
+        assert "/etc/salt" not in command and " salt-minion.service" not in command
+
+
+@pytest.mark.parametrize("kind", sorted(plan.PLANS))
+def test_orchestration_renders_each_plan_as_one_chain(renderer, kind):
+    nodes = [{"id": i, "config": {"roles": r}}
+             for i, r, _ in matrix.nodes_of("dedicated-multi-master")]
+    removed = nodes[-1] if kind == "remove-node" else None
+    stages = plan.resolve({"storage": "rook-ceph"}, nodes[:-1] if removed else nodes,
+                          kind=kind, removed=removed)
+    op = {"id": "op-1", "cluster": "edge1", "kind": kind, "params": {"node": "node-s0"},
+          "stages": [dict(s, state="skipped" if s["skip"] else "pending") for s in stages]}
+    conf = _first(type="dedicated-multi-master", role="first master")
+    high, errors = renderer.render("orch.provision", conf["grains"],
+                                   operations.orchestration_pillar(op))
+    assert not errors, errors
+    states = flatten(high)
+    assert not broken_requisites(states)
+    node_stages = [s["name"] for s in stages if not s["skip"] and s["targets"] != "controller"]
+    started = [sid.removeprefix("Start stage ") for sid in states
+               if sid.startswith("Start stage ")]
+    assert sorted(started) == sorted(node_stages)
+    ran = {operations._stage_of(f"salt_|-{sid}_|-{sid}_|-state") for sid in states
+           if sid.startswith("Run stage ")}
+    assert ran == set(node_stages)
+    # each step requires the one before: one chain from the first stage's start
+    required = {next(iter(r.values())) for s in states.values()
+                for r in s["args"].get("require", [])}
+    assert [sid for sid in states if sid not in required] == [f"Finish stage {node_stages[-1]}"]
+    for stage in stages:
+        if stage["drain"] and not stage["skip"]:
+            for node in stage["nodes"]:
+                drain = states[f"Run stage {stage['name']} (drain {node})"]["args"]
+                assert drain["tgt"] == "node-m0" and drain["sls"] == "kubesalt.kubeadm.drain"
+                assert drain["pillar"]["kubesalt_op"]["node"] == node

@@ -16,6 +16,15 @@ Install containerd:
     - archive_format: tar
     - trim_output: 10
 
+# A running containerd binary cannot be overwritten in place ("Text file busy"): when a new
+# release is about to be extracted (an upgrade), stop containerd first; "Run containerd"
+# starts it again. Containers keep running under their shims meanwhile.
+Stop containerd to replace its binaries:
+  service.dead:
+    - name: containerd
+    - prereq:
+      - archive: Install containerd
+
 Install runc:
   file.managed:
     - name: {{ paths.sbin_dir }}/runc

@@ -6,6 +6,7 @@
 {%- from "kubesalt/map.jinja" import kubesalt, cluster, versions, paths, is_master,
                                      is_first_master with context %}
 {%- set record = kubesalt.upgrade.record_file %}
+{%- set done = "grep -qx 'kubernetes: " ~ cluster.k8s_version ~ "' " ~ record %}
 
 include:
   - kubesalt.binaries
@@ -21,7 +22,7 @@ Upgrade Kubernetes on this node to v{{ cluster.k8s_version }}:
 {%- else %}
     - name: {{ paths.bin_dir }}/kubeadm upgrade node
 {%- endif %}
-    - unless: {{ ("grep -qx 'kubernetes: " ~ cluster.k8s_version ~ "' " ~ record) | yaml_dquote }}
+    - unless: {{ done | yaml_dquote }}
     - require:
       - file: Install kubeadm
       - sls: kubesalt.containerd
@@ -29,13 +30,14 @@ Upgrade Kubernetes on this node to v{{ cluster.k8s_version }}:
       - sls: kubesalt.etcd
 {%- endif %}
 
-Run kubelet v{{ cluster.k8s_version }}:
-  service.running:
-    - name: kubelet
-    - enable: True
-    - watch:
-      - file: Install kubelet
+{#- Restarted until this node's upgrade is recorded, not on a change of the binary: a resumed
+    upgrade finds the new binary installed by the failed run while the old one still runs. #}
+Restart kubelet on v{{ cluster.k8s_version }}:
+  cmd.run:
+    - name: systemctl restart kubelet
+    - unless: {{ done | yaml_dquote }}
     - require:
+      - file: Install kubelet
       - cmd: Upgrade Kubernetes on this node to v{{ cluster.k8s_version }}
 
 Record what this node was upgraded to:
@@ -50,4 +52,4 @@ Record what this node was upgraded to:
         etcd: {{ versions.etcd }}
 {%- endif %}
     - require:
-      - service: Run kubelet v{{ cluster.k8s_version }}
+      - cmd: Restart kubelet on v{{ cluster.k8s_version }}
