@@ -27,11 +27,12 @@ def start(store, layout, cluster, conf_dir, confirm=False, spawn=True):
     if failed:
         params, resume = failed["params"], failed["failed_stage"]
     else:
-        params, resume = {"nodes": sorted(n["id"] for n in views)}, None
-    # Only nodes whose key is accepted run states; the others are forgotten at the end.
+        # Only nodes whose key is accepted run states; the others are forgotten at the end.
+        params = {"nodes": sorted(n["id"] for n in views),
+                  "unreachable": sorted(n["id"] for n in views if not _accepted(n))}
+        resume = None
     reachable = [{"id": n["id"], "config": n["config"]} for n in views
-                 if n["id"] in params["nodes"]
-                 and n["status"] in ("APPROVED", *nodes_mod.PHASES)]
+                 if n["id"] in params["nodes"] and _accepted(n)]
     stages = plan.resolve(spec, reachable, resume_from=resume, kind="reset")
     return launch.start(store, layout, conf_dir, cluster, "reset", stages, params=params,
                         spawn=spawn)
@@ -51,6 +52,5 @@ def forget_nodes(store, op, layout, delete_keys):
     store.set_cluster_state(cluster, "CREATED")
 
 
-def unreachable(views):
-    """Nodes a reset cannot run states on: their agent stays until `conjurer -d` there."""
-    return sorted(n["id"] for n in views if n["status"] not in ("APPROVED", *nodes_mod.PHASES))
+def _accepted(view):
+    return view["status"] in ("APPROVED", *nodes_mod.PHASES)

@@ -102,22 +102,21 @@ def reset(name, confirm=False, wait=False, timeout=3600):
     credentials revoked. The cluster and its settings stay, ready for new installer
     credentials. Needs reset_enabled=True on the cluster, and confirm=True."""
     store = runner_support.store(__opts__)
-    layout = runner_support.layout(__opts__)
     confirmed = runner_support.as_bool(confirm)
     if not confirmed and _interactive():
         answer = input(f"Reset cluster {name}: every node loses Kubernetes and kubesalt. "
                        "Type the cluster name to confirm: ")
         confirmed = answer.strip() == name
     try:
-        op = reset_mod.start(store, layout, name, _conf_dir(), confirm=confirmed)
+        op = reset_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
+                             confirm=confirmed)
     except Refused as exc:
         return runner_support.refused(__context__, exc.errors)
     result = runner_support.started(__context__, store, op, wait, timeout, _progress)
-    left = reset_mod.unreachable(provision_mod.cluster_and_nodes(store, layout, name)[1]) \
-        if not runner_support.as_bool(wait) else []
-    if left:
-        result["warning"] = (f"{', '.join(left)} never had an accepted key: their key is "
-                             "deleted but their agent stays; run conjurer -d on them")
+    if op["params"].get("unreachable"):
+        result["warning"] = (f"{', '.join(op['params']['unreachable'])} never had an accepted "
+                             "key: nothing runs there; their key and record are deleted but "
+                             "their agent stays until conjurer -d runs on them")
     return result
 
 

@@ -134,6 +134,20 @@ def test_refusal_is_400_with_the_runner_errors(ctl, operator):
     assert "pod_subnet" in [e["field"] for e in resp.json()["return"][0]["errors"]]
 
 
+def test_day2_refusals_name_the_field_and_the_fix(operator):
+    operator.ok("cluster.create", name="day2")
+    resp = operator.run("cluster.reset", name="day2", confirm=True)
+    assert resp.status_code == 400
+    [error] = resp.json()["return"][0]["errors"]
+    assert error["field"] == "reset_enabled"
+    assert "salt-run cluster.update day2 reset_enabled=True" in error["message"]
+    resp = operator.run("cluster.upgrade", name="day2", k8s_version="1.30")
+    assert resp.status_code == 400 and "only a READY cluster" in resp.text
+    resp = operator.run("node.remove", node="node-00000000-10-0-0-1-day2")
+    assert resp.status_code == 400 and "has enrolled" in resp.text
+    assert operator.ok("cluster.status", name="day2")["operation"] is None
+
+
 def test_installer_through_the_api_writes_on_the_controller_only(ctl, operator):
     operator.ok("cluster.create", name="inst2")
     out = operator.ok("cluster.installer", name="inst2")
@@ -152,6 +166,9 @@ def test_installer_through_the_api_writes_on_the_controller_only(ctl, operator):
     ("cluster.provision", {"name": "rest1"}),
     ("cluster.delete", {"name": "rest1"}),
     ("cluster.installer", {"name": "rest1"}),
+    ("cluster.upgrade", {"name": "rest1", "k8s_version": "1.30"}),
+    ("cluster.reset", {"name": "rest1", "confirm": True}),
+    ("node.remove", {"node": "node-1-10-0-0-1-x"}),
 ])
 def test_viewer_is_forbidden_to_change(viewer, fun, kwargs):
     resp = viewer.run(fun, **kwargs)

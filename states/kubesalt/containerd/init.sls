@@ -1,29 +1,36 @@
 {#- containerd and runc from the controller's artifact store, configured the way kubeadm
     expects: systemd cgroup driver, the pause image of the cluster's Kubernetes minor, CNI
     from /opt/cni/bin. #}
-{%- from "kubesalt/map.jinja" import kubesalt, artifacts, paths, proxy, need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, artifacts, versions, paths, proxy, need with context %}
 {{- need(["artifacts:containerd", "artifacts:runc"]) }}
 
-# The release tarball holds bin/containerd, bin/containerd-shim-runc-v2, bin/ctr: extracting
-# into the prefix (/usr/local) puts them in <prefix>/bin.
-Install containerd:
-  archive.extracted:
-    - name: {{ kubesalt.containerd.prefix }}
+{%- set tarball = paths.cache_dir ~ "/containerd-" ~ versions.containerd ~ ".tar.gz" %}
+{%- set stamp = paths.cache_dir ~ "/containerd.installed" %}
+
+Fetch the containerd release:
+  file.managed:
+    - name: {{ tarball }}
     - source: {{ artifacts.containerd.source }}
     - source_hash: sha256={{ artifacts.containerd.sha256 }}
-    - source_hash_update: True
-    - enforce_toplevel: False
-    - archive_format: tar
-    - trim_output: 10
+    - mode: '0644'
+    - makedirs: True
+    - show_changes: False
 
-# A running containerd binary cannot be overwritten in place ("Text file busy"): when a new
-# release is about to be extracted (an upgrade), stop containerd first; "Run containerd"
-# starts it again. Containers keep running under their shims meanwhile.
-Stop containerd to replace its binaries:
-  service.dead:
-    - name: containerd
-    - prereq:
-      - archive: Install containerd
+# The release tarball holds bin/containerd, bin/containerd-shim-runc-v2, bin/ctr: extracting
+# into the prefix (/usr/local) puts them in <prefix>/bin. tar replaces a running binary by
+# unlinking it first; writing over it in place (archive.extracted) fails with "Text file busy"
+# on an upgrade. The stamp records which release file the binaries came from, so a rerun with
+# the same file changes nothing.
+Install containerd {{ versions.containerd }}:
+  cmd.run:
+    - name: >-
+        tar -xf {{ tarball }} -C {{ kubesalt.containerd.prefix }} --no-same-owner
+        && echo {{ artifacts.containerd.sha256 }} > {{ stamp }}
+    - unless: >-
+        test -x {{ kubesalt.containerd.prefix }}/bin/containerd
+        && grep -qx {{ artifacts.containerd.sha256 }} {{ stamp }}
+    - require:
+      - file: Fetch the containerd release
 
 Install runc:
   file.managed:
@@ -74,7 +81,7 @@ Run containerd:
     - name: containerd
     - enable: True
     - watch:
-      - archive: Install containerd
+      - cmd: Install containerd {{ versions.containerd }}
       - file: Install runc
       - file: Configure containerd
       - file: Install the containerd service
