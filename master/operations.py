@@ -104,6 +104,10 @@ def mark_ready(store, op):
 
 
 def _node_ids(op):
+    """The nodes an operation is about: a removal's one node (the master it drains from is
+    only a means), every node of the other operations."""
+    if op["kind"] == "remove-node":
+        return [op["params"]["node"]]
     return sorted({n for s in op["stages"] for n in s["nodes"]})
 
 

@@ -149,3 +149,19 @@ def test_a_failing_controller_stage_fails_the_operation_there(tmp_path):
     assert (result["state"], result["failed_stage"]) == ("failed", "forget-nodes")
     assert "key store unreadable" in result["error"]
     assert store.get_cluster("c")["state"] == "FAILED"
+
+
+def test_a_removal_marks_only_the_removed_node(tmp_path):
+    store, layout = cluster_with_nodes(tmp_path, False)
+    store.enroll_node("n2", "c", "sha", "serial", "10.0.0.2")
+    stays = [{"id": "n1", "config": {"roles": ["master"]}}]
+    store.create_operation("op-x", "c", "remove-node", plan.resolve(
+        {}, stays, kind="remove-node", removed={"id": "n2", "config": {"roles": ["worker"]}}),
+        lambda pid: True, params={"node": "n2", "drain": True})
+    failing = {"retcode": 1, "data": {"m": {"salt_|-Run stage drain_|-x_|-state": {
+        "result": False, "comment": "drain failed", "changes": {}}}}}
+    result = operations.execute(store, lambda mods, pillar: failing, "op-x")
+    assert result["failed_stage"] == "drain"
+    phases = {n["id"]: n["phase"] for n in store.list_nodes("c")}
+    assert phases == {"n1": None, "n2": "FAILED"}
+    assert store.get_cluster("c")["state"] == "CREATED", "a removal leaves the cluster's state"

@@ -121,3 +121,13 @@ def test_controller_stop_interrupts_the_running_operation_at_its_stage(tmp_path)
     # nothing left to interrupt; a finished operation is never touched
     assert operations.interrupt_running(store, lambda pid: True, killed.append) == []
     assert killed == [4242]
+
+
+def test_a_failed_command_reports_its_stderr():
+    states = {"cmd_|-Upgrade_|-kubeadm upgrade node_|-run": {
+        "result": False, "__run_num__": 0, "__id__": "Upgrade",
+        "comment": 'Command "kubeadm upgrade node" run',
+        "changes": {"retcode": 1, "stdout": "[upgrade] reading",
+                    "stderr": "warning\nerror execution phase: no route to host"}}}
+    assert operations._failed_comment(states) == (
+        'Upgrade: Command "kubeadm upgrade node" run: error execution phase: no route to host')

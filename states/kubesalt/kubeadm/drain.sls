@@ -12,4 +12,8 @@
 Drain {{ target }}:
   cmd.run:
     - name: {{ kubectl }} drain {{ target }} --ignore-daemonsets --delete-emptydir-data --timeout={{ kubesalt.drain.timeout }}
-    - onlyif: {{ kubectl }} get node {{ target }} -o name
+    {#- skipped only when the API answers that it does not know the node #}
+    - unless: {{ (kubectl ~ " get node " ~ target ~ " 2>&1 | grep -q NotFound") | yaml_dquote }}
+    - retry:
+        attempts: 12
+        interval: 5

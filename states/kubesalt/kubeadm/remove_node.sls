@@ -17,7 +17,10 @@ include:
 Delete {{ target }} from Kubernetes:
   cmd.run:
     - name: {{ kubectl }} delete node {{ target }} --ignore-not-found
-    - onlyif: {{ kubectl }} get node {{ target }} -o name
+    - unless: {{ (kubectl ~ " get node " ~ target ~ " 2>&1 | grep -q NotFound") | yaml_dquote }}
+    - retry:
+        attempts: 12
+        interval: 5
 {%- if drain %}
     - require:
       - cmd: Drain {{ target }}

@@ -10,4 +10,12 @@
 Uncordon {{ target }}:
   cmd.run:
     - name: {{ kubectl }} uncordon {{ target }}
-    - onlyif: {{ (kubectl ~ " get node " ~ target ~ " -o jsonpath='{.spec.unschedulable}' | grep -qx true") | yaml_dquote }}
+    {#- skipped only when the API answers that the node is schedulable: right after its
+        upgrade the first master's API server restarts, and the endpoint answers again once
+        consul's health check passes (hence the retry too) #}
+    - unless: {{ ("unschedulable=$(" ~ kubectl ~ " get node " ~ target
+                  ~ " -o jsonpath='{.spec.unschedulable}') && [ \"$unschedulable\" != true ]")
+                 | yaml_dquote }}
+    - retry:
+        attempts: 12
+        interval: 5
