@@ -13,6 +13,7 @@ from pathlib import Path
 import salt.crypt
 
 from . import agent_bundle, api, config, daemon, pki
+from . import store as store_mod
 from .layout import Layout
 
 UNIT_NAME = "kubesalt-controller.service"
@@ -110,12 +111,26 @@ def _read_password(args):
     return password
 
 
+def running_operations(layout):
+    """Operations whose executor is alive: a controller restart would interrupt them."""
+    if not (Path(layout.state_dir) / store_mod.DB_NAME).exists():
+        return []
+    return [op_id for op_id, pid in store_mod.Store(layout.state_dir).active_operations()
+            if pid is not None and daemon.process_alive(pid)]
+
+
 def _apply_acl_change(layout):
     """The master and salt-api read external_auth at start: rewrite it, and restart a running
-    controller so the change applies."""
+    controller so the change applies — unless an operation runs, which a restart would
+    interrupt: then the change waits for the next restart (returned as a note)."""
     config.write_api(layout, config.settings_for(layout))
     if daemon.read_pid(layout) is None:
         return False
+    running = running_operations(layout)
+    if running:
+        return (f"not restarted: operation {', '.join(running)} is running and a restart would "
+                "interrupt it; the change applies when the controller next restarts "
+                "(kubesalt-controller stop && kubesalt-controller start once it ends)")
     if not layout.embedded and _systemd_running():
         subprocess.run(["systemctl", "restart", UNIT_NAME, API_UNIT_NAME], check=True)
         daemon.start(layout, spawn=False)
@@ -137,7 +152,7 @@ def cmd_user_add(args, layout):
         raise daemon.ControllerError(str(exc)) from None
     restarted = _apply_acl_change(layout) if changed and not args.no_restart else False
     return {"user": args.name, "role": args.role, "acl_changed": changed,
-            "restarted": restarted, "user_store": str(layout.api_users_file)}
+            **_restart_outcome(restarted), "user_store": str(layout.api_users_file)}
 
 
 def cmd_user_remove(args, layout):
@@ -146,7 +161,13 @@ def cmd_user_remove(args, layout):
     except ValueError as exc:
         raise daemon.ControllerError(str(exc)) from None
     restarted = False if args.no_restart else _apply_acl_change(layout)
-    return {"removed": args.name, "restarted": restarted}
+    return {"removed": args.name, **_restart_outcome(restarted)}
+
+
+def _restart_outcome(restarted):
+    if isinstance(restarted, str):
+        return {"restarted": False, "note": restarted}
+    return {"restarted": restarted}
 
 
 def cmd_user_list(args, layout):
