@@ -78,15 +78,18 @@ RESET_STAGES = (
           "controller"),
 )
 
+# kubeadm's order for taking a node out: drain, (a master's etcd member), `kubeadm reset` on
+# the node, then delete the Node object (a kubelet still running would register it again).
 REMOVE_NODE_STAGES = (
-    Stage("drain", "Drain the node and delete it from Kubernetes", "first_master",
-          "kubesalt.kubeadm.remove_node", timeout=600),
+    Stage("drain", "Drain the node", "first_master", "kubesalt.kubeadm.drain", timeout=600),
     Stage("etcd-member", "Remove the node's etcd member", "first_master",
           "kubesalt.etcd.remove_member", timeout=120, when="master"),
     Stage("reset-node", "kubeadm reset; remove what provisioning installed", "removed",
           "kubesalt.reset", timeout=300),
     Stage("remove-agent", "Remove kubesalt's node agent", "removed", "kubesalt.agent.remove",
           timeout=120),
+    Stage("delete-node", "Delete the node from Kubernetes", "first_master",
+          "kubesalt.kubeadm.delete_node", timeout=120),
     Stage("forget-node", "Delete the node's key and record", "controller"),
 )
 

@@ -1,6 +1,6 @@
-"""Removing one node from its cluster: drained and deleted from Kubernetes (from a master that
-stays), its etcd member removed first when it is a master, then reset like a cluster reset does
-and forgotten (key, record).
+"""Removing one node from its cluster: drained (from a master that stays), its etcd member
+removed first when it is a master, reset like a cluster reset does, deleted from Kubernetes and
+forgotten (key, record).
 
 Refused when the cluster would break: its only master, a master whose removal leaves etcd below
 quorum of the members it has now, or the last worker of a dedicated-master cluster.
@@ -63,10 +63,14 @@ def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True)
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in stays],
                           resume_from=resume, kind="remove-node",
                           removed={"id": node_id, "config": node["config"]})
-    if node["status"] == "APPROVED":
-        for stage in stages:
-            if stage["name"] in ("drain", "etcd-member") and not stage["skip"]:
-                stage["skip"] = NEVER_JOINED
+    for stage in stages:
+        if stage["skip"]:
+            continue
+        if node["status"] == "APPROVED" and stage["name"] in ("drain", "etcd-member",
+                                                              "delete-node"):
+            stage["skip"] = NEVER_JOINED
+        elif stage["name"] == "drain" and not drain:
+            stage["skip"] = "drain=False"
     return launch.start(store, layout, conf_dir, cluster, "remove-node", stages,
                         params={"node": node_id, "drain": bool(drain)}, spawn=spawn)
 

@@ -52,7 +52,8 @@ def standin(name, k8s_version=None):
 def _tar(members):
     """A gzip tarball of {archive path: (bytes, mode)}, deterministic."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as archive:
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT,
+                      compresslevel=1) as archive:
         for name, (data, mode) in sorted(members.items()):
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), mode, 0

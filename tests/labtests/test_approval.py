@@ -35,11 +35,15 @@ def statuses(controller, cluster):
 @pytest.fixture
 def clean_nodes(lab):
     yield lab.nodes
-    for node in lab.nodes:
+
+    def clean(node):
         node.run(["python3", f"{DEST}/conjurer", "-d"])
         node.run(["rm", "-rf", DEST])
         node.write("/etc/hostname", node.name + "\n")
         node.run(["hostname", node.name])
+
+    with ThreadPoolExecutor(max_workers=len(lab.nodes)) as pool:
+        list(pool.map(clean, lab.nodes))
 
 
 def test_approve_three_reject_one(lab, lab_controller, tmp_path, clean_nodes):

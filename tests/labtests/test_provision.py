@@ -32,9 +32,10 @@ def artifact_source(tmp_path_factory):
 
 @pytest.fixture
 def fresh_nodes(lab):
+    """Freshly booted nodes (renewed before each test, not after: the next test or the lab's
+    teardown does that)."""
     lab.renew()
-    yield lab.nodes
-    lab.renew()
+    return lab.nodes
 
 
 def enroll(lab, controller, cluster, nodes, dest, **settings):
@@ -260,6 +261,7 @@ def remove_the_worker(ctl, master, master_id, worker, worker_id):
     assert stages["drain"]["nodes"] == [master_id] and stages["drain"]["state"] == "done"
     assert stages["etcd-member"]["state"] == "skipped"
     assert stages["reset-node"]["nodes"] == [worker_id]
+    assert stages["delete-node"]["nodes"] == [master_id]
     assert [n["metadata"]["name"] for n in kubectl(master, "get", "nodes")["items"]] == \
         [master_id]
     assert [r["id"] for r in ctl.run_ok("node.list", "cluster=solo")] == [master_id]
@@ -296,7 +298,7 @@ def assert_no_key_left(ctl, node_id):
     assert not list(ctl.root.glob(f"var/cache/salt/master/minions/{node_id}"))
 
 
-def test_dedicated_multi_fails_at_join_resumes_loses_a_master_and_resets(
+def test_dedicated_multi_loses_a_master_and_resets(
         lab, lab_controller, tmp_path, fresh_nodes, artifact_source):
     ctl = lab_controller
     ctl.run_ok("artifacts.sync", K8S, f"source={artifact_source}")
@@ -304,23 +306,10 @@ def test_dedicated_multi_fails_at_join_resumes_loses_a_master_and_resets(
                  dedicated_master=True, blueprint="minimal", cni="cilium")
     configure(ctl, ids, ["master", "master", "master", "worker"])
     masters = sorted(ids[:3])
-    # the second master's kubeadm join fails (stand-in failure marker)
-    second = lab.nodes[ids.index(masters[1])]
-    second.write(f"{MARKERS}/fail-kubeadm-join", "")
     status = provision(ctl, "multi")
-    op = status["operation"]
-    assert (status["state"], op["state"], op["failed_stage"]) == \
-        ("FAILED", "failed", "control-plane-join")
-    assert op["failed_node"] == masters[1]
-    assert "kubeadm" in op["error"]
-    done_before = {s["stage"] for s in op["stages"] if s["state"] == "done"}
-    assert {"prechecks", "etcd", "control-plane-init"} <= done_before
-    second.run(["rm", "-f", f"{MARKERS}/fail-kubeadm-join"], check=True)
-    assert provision(ctl, "multi")["state"] == "READY"
-    status = ctl.run_ok("cluster.status", "multi", "history=True")
-    assert status["state"] == "READY"
-    last = status["operations"][-1]
-    assert {s["stage"] for s in last["stages"] if s["state"] == "skipped"} >= done_before
+    assert status["state"] == "READY", status
+    stages = {s["stage"]: s for s in status["operation"]["stages"]}
+    assert stages["control-plane-join"]["nodes"] == masters[1:]
     first = lab.nodes[ids.index(masters[0])]
     nodes = {n["metadata"]["name"]: n for n in kubectl(first, "get", "nodes")["items"]}
     assert len(nodes) == 4
@@ -336,9 +325,6 @@ def test_dedicated_multi_fails_at_join_resumes_loses_a_master_and_resets(
     assert members.stdout.count("started") == 3
     assert 'cluster-pool-ipv4-cidr: "10.244.0.0/16"' in first.read(
         "/etc/kubesalt/manifests/cilium.yaml")
-    # the earlier stages report no changes when applied again
-    assert changed_states(ctl, ids, "kubesalt.binaries,kubesalt.containerd,kubesalt.consul") \
-        == {}
 
     remove_a_master_but_not_two(ctl, lab, ids, masters, first)
     reset_then_enroll_and_provision_again(ctl, lab, ids, tmp_path)

@@ -373,7 +373,7 @@ def test_upgrade_applies_on_the_first_master_and_upgrades_the_others_after(recor
 @pytest.mark.parametrize(("sls", "state_id"), [
     ("kubesalt.kubeadm.drain", "Drain node-w0"),
     ("kubesalt.kubeadm.uncordon", "Uncordon node-w0"),
-    ("kubesalt.kubeadm.remove_node", "Delete node-w0 from Kubernetes"),
+    ("kubesalt.kubeadm.delete_node", "Delete node-w0 from Kubernetes"),
     ("kubesalt.etcd.remove_member", "Remove etcd member node-w0")])
 def test_day2_steps_act_on_the_node_the_operation_names(records, renderer, sls, state_id):
     for record in pick(records, sls):
