@@ -13,9 +13,10 @@ from . import keys
 from .errors import Refused
 from .store import NotFound
 
+STATUSES = ("ENROLLED", "DISCOVERED", "APPROVED", "REJECTED", "KEY_MISMATCH", "PROVISIONING",
+            "READY", "FAILED", "UPGRADING", "RESETTING", "REMOVING")
 # An accepted node that an operation has worked on.
 PHASES = ("PROVISIONING", "READY", "FAILED", "UPGRADING", "RESETTING", "REMOVING")
-STATUSES = ("ENROLLED", "DISCOVERED", "APPROVED", "REJECTED", "KEY_MISMATCH", *PHASES)
 _KEY_STATUS = {None: "ENROLLED", "pending": "DISCOVERED", "accepted": "APPROVED",
                "rejected": "REJECTED", "denied": "REJECTED", "mismatch": "KEY_MISMATCH"}
 SORT_KEYS = {"hostname": "id", "status": "status", "created": "enrolled_at",

@@ -97,6 +97,10 @@ PLANS = {"provision": STAGES, "upgrade": UPGRADE_STAGES, "reset": RESET_STAGES,
          "remove-node": REMOVE_NODE_STAGES}
 
 
+def stage(kind, name):
+    return next(s for s in PLANS[kind] if s.name == name)
+
+
 def select(nodes, targets, removed=None):
     """Node ids a stage targets. `nodes` are configured node records in join order (the
     first master first); `removed` is the id a node removal takes out (not in `nodes`)."""
@@ -123,13 +127,6 @@ def select(nodes, targets, removed=None):
 def _roles(node):
     # a reset also takes approved nodes that were never configured
     return (node.get("config") or {}).get("roles", [])
-
-
-def join_order(nodes):
-    """Node records (or views) in join order: masters, then the others, each by id; the first
-    master is the one that initialises the control plane."""
-    return sorted((n for n in nodes if "master" in _roles(n)), key=lambda n: n["id"]) + \
-        sorted((n for n in nodes if "master" not in _roles(n)), key=lambda n: n["id"])
 
 
 # When nodes join a READY cluster, these cluster-wide stages still run; the rest were done.

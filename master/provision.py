@@ -75,7 +75,7 @@ def validate(spec, nodes, grains_of, new_only=False):
                                  "workers can be added")
     if errors:
         raise ProvisionError(errors)
-    return plan.join_order(configured)
+    return sorted(masters, key=lambda n: n["id"]) + sorted(workers, key=lambda n: n["id"])
 
 
 def resume_point(store, cluster):

@@ -55,8 +55,11 @@ def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True)
         forget([node_id])
         store.remove_node(node_id)
         return None
-    stays = plan.join_order(n for n in views if n["id"] != node_id and n["config"]
-                            and n["status"] in nodes_mod.PHASES)
+    stays = [n for n in views if n["id"] != node_id and n["config"]
+             and n["status"] in nodes_mod.PHASES]
+    stays = sorted((n for n in stays if "master" in n["config"]["roles"]),
+                   key=lambda n: n["id"]) + \
+        sorted((n for n in stays if "master" not in n["config"]["roles"]), key=lambda n: n["id"])
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in stays],
                           resume_from=resume, kind="remove-node",
                           removed={"id": node_id, "config": node["config"]})

@@ -51,11 +51,6 @@ def cached_grains(opts, node_id):
     return salt.utils.minions.get_minion_data(node_id, opts)[1] or {}
 
 
-def conf_dir(opts):
-    """The master's configuration directory, for the executor's `salt-run -c`."""
-    return opts["conf_file"].rsplit("/", 1)[0]
-
-
 def delete_keys(opts, ids):
     """Delete nodes' keys from Salt's key store (and so their minion data cache)."""
     import salt.wheel  # noqa: PLC0415 - keeps this module importable without Salt

@@ -62,8 +62,11 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
         raise Refused.one("artifacts", f"the artifact store lacks {len(lacking)} file(s) for "
                                        f"{params['to']}, e.g. {lacking[0]}; run salt-run "
                                        f"artifacts.sync {params['to']}")
-    ordered = plan.join_order(n for n in views
-                              if n["config"] and n["status"] in nodes_mod.PHASES)
+    members = [n for n in views if n["config"] and n["status"] in nodes_mod.PHASES]
+    ordered = sorted((n for n in members if "master" in n["config"]["roles"]),
+                     key=lambda n: n["id"]) + \
+        sorted((n for n in members if "master" not in n["config"]["roles"]),
+               key=lambda n: n["id"])
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
                           resume_from=resume, kind="upgrade")
     op = launch.start(store, layout, conf_dir, cluster, "upgrade", stages, params=params,

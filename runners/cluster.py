@@ -66,7 +66,7 @@ def installer(name, dest=None, rotate=False):
     layout = runner_support.layout(__opts__)
     return _call(clusters.installer, runner_support.store(__opts__),
                  runner_support.controller_settings(__opts__), layout.kubesalt_pki,
-                 layout.master_pub, name, dest, rotate=runner_support.as_bool(rotate))
+                 layout.master_pub, name, dest, rotate=_as_bool(rotate))
 
 
 def provision(name, wait=False, timeout=3600):
@@ -76,7 +76,7 @@ def provision(name, wait=False, timeout=3600):
     store = runner_support.store(__opts__)
     try:
         op = provision_mod.start(store, runner_support.layout(__opts__), name, _grains,
-                                 runner_support.conf_dir(__opts__))
+                                 _conf_dir())
     except Refused as exc:
         return runner_support.refused(__context__, exc.errors)
     return runner_support.started(__context__, store, op, wait, timeout, _progress)
@@ -89,8 +89,7 @@ def upgrade(name, k8s_version=None, wait=False, timeout=7200):
     (the version may be left out) to resume at the failed stage."""
     store = runner_support.store(__opts__)
     try:
-        op = upgrade_mod.start(store, runner_support.layout(__opts__), name,
-                               runner_support.conf_dir(__opts__),
+        op = upgrade_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
                                k8s_version=None if k8s_version is None else str(k8s_version))
     except Refused as exc:
         return runner_support.refused(__context__, exc.errors)
@@ -109,8 +108,8 @@ def reset(name, confirm=False, wait=False, timeout=3600):
                        "Type the cluster name to confirm: ")
         confirmed = answer.strip() == name
     try:
-        op = reset_mod.start(store, runner_support.layout(__opts__), name,
-                             runner_support.conf_dir(__opts__), confirm=confirmed)
+        op = reset_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
+                             confirm=confirmed)
     except Refused as exc:
         return runner_support.refused(__context__, exc.errors)
     result = runner_support.started(__context__, store, op, wait, timeout, _progress)
@@ -124,6 +123,14 @@ def reset(name, confirm=False, wait=False, timeout=3600):
 def _interactive():
     # salt-run runs the runner in the operator's own process; the REST API never prompts
     return __opts__.get("__role") == "master" and sys.stdin is not None and sys.stdin.isatty()
+
+
+def _conf_dir():
+    return __opts__["conf_file"].rsplit("/", 1)[0]
+
+
+def _as_bool(value):
+    return runner_support.as_bool(value)
 
 
 def _grains(node_id):
@@ -146,7 +153,7 @@ def status(name, history=False):
     store.reap_operations(name, process_alive)
     ops = [operations.status_view(op) for op in store.operations(name)]
     result = {"cluster": name, "state": record["state"]}
-    if runner_support.as_bool(history):
+    if _as_bool(history):
         result["operations"] = ops
     else:
         result["operation"] = ops[-1] if ops else None

@@ -126,7 +126,7 @@ def remove(node, drain=True, wait=False, timeout=3600):
     store = runner_support.store(__opts__)
     try:
         op = removal.start(store, runner_support.layout(__opts__), node,
-                           runner_support.conf_dir(__opts__),
+                           __opts__["conf_file"].rsplit("/", 1)[0],
                            drain=runner_support.as_bool(drain),
                            forget=functools.partial(runner_support.delete_keys, __opts__))
     except Refused as exc:
