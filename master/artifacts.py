@@ -21,7 +21,8 @@ from . import tree
 
 INDEX = "index.json"
 SALT_PREFIX = "salt://kubesalt-artifacts/"
-ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+# The architectures the store keeps, by the names release artifacts use.
+ARCHES = ("amd64", "arm64")
 
 
 def catalogue():
@@ -38,6 +39,10 @@ def component_versions(matrix, k8s_version):
 
 def wanted(matrix, k8s_version, arch="amd64"):
     """{artifact name: store path} for one Kubernetes release."""
+    if arch not in ARCHES:
+        # The arch becomes part of store paths: nothing else may get that far.
+        raise ValueError(f"{arch!r} is not an architecture of the store; use "
+                         f"{' or '.join(ARCHES)}")
     versions = component_versions(matrix, k8s_version)
     return {name: entry["path"].format(version=versions[entry["component"]], arch=arch)
             for name, entry in catalogue().items()}
@@ -87,18 +92,25 @@ def sync(artifacts_dir, matrix, k8s_version, source=None, arch="amd64"):
     are copied from <source>/<store path>; a <file>.sha256 beside one is verified. Returns
     {path: sha256} of what the store now holds for this release."""
     artifacts_dir = Path(artifacts_dir)
+    paths = wanted(matrix, k8s_version, arch)
+    if source:
+        # Everything checked before the store is touched: a bad source leaves nothing behind.
+        absent = [str(Path(source) / p) for p in paths.values()
+                  if not (Path(source) / p).is_file()]
+        if absent:
+            raise FileNotFoundError(f"{absent[0]} is missing from the source directory"
+                                    + (f" (and {len(absent) - 1} more)" if len(absent) > 1
+                                       else ""))
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     index = read_index(artifacts_dir)
     synced = {}
     versions = component_versions(matrix, k8s_version)
-    for name, path in wanted(matrix, k8s_version, arch).items():
+    for name, path in paths.items():
         dest = artifacts_dir / path
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")
         if source:
             origin = Path(source) / path
-            if not origin.is_file():
-                raise FileNotFoundError(f"{origin} is missing from the source directory")
             shutil.copyfile(origin, tmp)
             expected = origin.with_name(origin.name + ".sha256")
             if expected.exists():

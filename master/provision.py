@@ -3,6 +3,8 @@
 Validation lists every problem at once. The operation runs detached (kubesalt.master.launch).
 """
 
+import ipaddress
+
 from . import artifacts, keys, launch, matrix as matrix_mod, nodes as nodes_mod, plan
 from .daemon import process_alive
 from .errors import Refused
@@ -24,7 +26,27 @@ def _kernel(release):
     return tuple((parts + [0, 0, 0])[:3])
 
 
-def validate(spec, nodes, grains_of, new_only=False):
+def _check_addresses(spec, nodes, controller_addresses, problem):
+    """Pods and services get addresses from their subnets: a subnet holding a node's or the
+    controller's address makes that host unreachable from inside the cluster."""
+    hosts = [(f"node {n['id']}", a) for n in nodes
+             for a in {n.get("address"), (n.get("config") or {}).get("address")} if a]
+    hosts += [("the controller", a) for a in controller_addresses if a]
+    for field in ("pod_subnet", "service_subnet"):
+        if not spec.get(field):
+            continue
+        subnet = ipaddress.ip_network(spec[field])
+        for who, address in hosts:
+            try:
+                inside = ipaddress.ip_address(address) in subnet
+            except ValueError:
+                continue
+            if inside:
+                problem(field, f"{spec[field]} contains the address {address} of {who}; "
+                               "create the cluster with a subnet that holds no host's address")
+
+
+def validate(spec, nodes, grains_of, new_only=False, controller_addresses=()):
     """`nodes` are node views (id, status, config) of the cluster; `grains_of(id)` their facts.
     Returns the nodes to provision in join order (first master first)."""
     errors = []
@@ -68,6 +90,7 @@ def validate(spec, nodes, grains_of, new_only=False):
         if grains.get("cpuarch") in ARM and ("master" in node["config"]["roles"]
                                              or str(grains.get("os")) != "Ubuntu"):
             problem("nodes", f"{node['id']} is arm64: it can only be an Ubuntu worker")
+    _check_addresses(spec, active, controller_addresses, problem)
     if new_only:
         for node in masters:
             if node["status"] == "APPROVED":
@@ -108,7 +131,7 @@ RESUMED_BY = {"upgrade": "salt-run cluster.upgrade {cluster}",
               "reset": "salt-run cluster.reset {cluster} confirm=True"}
 
 
-def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
+def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_addresses=()):
     """Validate and start provisioning `cluster`; returns the operation record."""
     record, views = cluster_and_nodes(store, layout, cluster)
     spec = record["spec"]
@@ -119,7 +142,8 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True):
                                    f"{failed['id']} failed at {failed['failed_stage']}; finish "
                                    f"it first: {verb.format(cluster=cluster)}"}])
     adding = record["state"] == "READY"
-    ordered = validate(spec, views, grains_of, new_only=adding)
+    ordered = validate(spec, views, grains_of, new_only=adding,
+                       controller_addresses=controller_addresses)
     lacking = artifacts.missing(layout.artifacts_dir, matrix_mod.default(), spec["k8s_version"])
     if lacking:
         raise ProvisionError([{"field": "artifacts", "message": f"the artifact store lacks "

@@ -29,13 +29,26 @@ DEFAULT_OS = "ubuntu-22.04"
 DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 DEFAULT_TTL_DAYS = 365
+# Limits shared with master/openapi.yaml (a unit test holds the two together): salt-run and
+# the REST API accept exactly the same values.
+MAX_TTL_DAYS = 36500
+MAX_TEXT = 1024
+MAX_LABELS = 64
 # The node hostname is node-<id>-<ip-with-dashes>-<cluster> and must stay one DNS label (63).
 MAX_NAME_LENGTH = 32
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _NO_PROXY_ENTRY = re.compile(r"^[A-Za-z0-9.*:_/\[\]-]+$")
-_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+# Ranges a pod or service subnet may not touch: hosts, routers and the kernel treat their
+# addresses specially, so cluster traffic in them is dropped or misrouted.
+_SPECIAL_RANGES = (
+    (ipaddress.ip_network("0.0.0.0/8"), "'this network' range 0.0.0.0/8"),
+    (ipaddress.ip_network("127.0.0.0/8"), "loopback range 127.0.0.0/8"),
+    (ipaddress.ip_network("169.254.0.0/16"), "link-local range 169.254.0.0/16"),
+    (ipaddress.ip_network("224.0.0.0/4"), "multicast range 224.0.0.0/4"),
+    (ipaddress.ip_network("240.0.0.0/4"), "reserved range 240.0.0.0/4"),
+)
 
 UPDATABLE = ("labels", "location", "auto_approve", "blueprint_version", "reset_enabled",
              "installer_ttl_days")
@@ -124,15 +137,31 @@ def _as_bool(field, value, errors):
     return False
 
 
-def _as_int(field, value, errors):
-    if isinstance(value, bool):
-        errors.append(FieldError(field, f"{value!r} is not a whole number of days"))
-        return 0
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        errors.append(FieldError(field, f"{value!r} is not a whole number of days"))
-        return 0
+def _as_days(field, value, errors):
+    """A whole number of days from 1 to MAX_TTL_DAYS (credentials' validity must fit a
+    certificate's notAfter)."""
+    days = None
+    if not isinstance(value, bool):
+        try:
+            days = int(str(value).strip())
+        except ValueError:
+            pass
+    if days is None:
+        errors.append(FieldError(field, f"{str(value)[:40]!r} is not a whole number of days"))
+        return DEFAULT_TTL_DAYS
+    if not 1 <= days <= MAX_TTL_DAYS:
+        errors.append(FieldError(field, f"{days} is out of range; installer credentials are "
+                                        f"valid for 1 to {MAX_TTL_DAYS} days"))
+    return days
+
+
+def _as_text(field, value, errors):
+    text = "" if value is None else str(value)
+    if isinstance(value, (dict, list)) or len(text) > MAX_TEXT or "\n" in text \
+            or "\x00" in text:
+        errors.append(FieldError(field, f"must be one line of at most {MAX_TEXT} characters"))
+        return ""
+    return text
 
 
 def _as_mapping(field, value, errors, example):
@@ -165,10 +194,11 @@ def _check_cidr(field, value, errors):
     if net.version != 4:
         errors.append(FieldError(field, f"{value!r} is IPv6; only IPv4 subnets are supported"))
         return None
-    if net.overlaps(_LOOPBACK):
-        errors.append(FieldError(field, f"{value} overlaps the loopback range 127.0.0.0/8; "
-                                        "choose a private range such as 10.244.0.0/16"))
-        return None
+    for special, described in _SPECIAL_RANGES:
+        if net.overlaps(special):
+            errors.append(FieldError(field, f"{value} overlaps the {described}; choose a "
+                                            "private range such as 10.244.0.0/16"))
+            return None
     return net
 
 
@@ -243,6 +273,10 @@ def check_proxy(raw, errors):
 
 def check_labels(raw, errors, allow_removal=False):
     labels = _as_mapping("labels", raw, errors, "labels='{env: prod, team: edge}'")
+    if len(labels) > MAX_LABELS:
+        errors.append(FieldError("labels", f"{len(labels)} labels; a cluster has at most "
+                                           f"{MAX_LABELS}"))
+        return {}
     clean = {}
     for raw_key, raw_value in labels.items():
         key, value = str(raw_key), raw_value
@@ -312,12 +346,8 @@ def build(name, matrix=None, **options):
     elif cni == "cilium" and os_id in CILIUM_UNSUPPORTED_OS:
         errors.append(FieldError("cni", f"cilium needs kernel 4.19.57 or newer, which {os_id} "
                                         "does not have; use calico"))
-    ttl = _as_int("installer_ttl_days", options.get("installer_ttl_days", DEFAULT_TTL_DAYS),
-                  errors)
-    if ttl <= 0 and not any(e.field == "installer_ttl_days" for e in errors):
-        errors.append(FieldError("installer_ttl_days", f"{ttl} is not positive; installer "
-                                                       "credentials must be valid for at least "
-                                                       "1 day"))
+    ttl = _as_days("installer_ttl_days",
+                   options.get("installer_ttl_days", DEFAULT_TTL_DAYS), errors)
     pod_subnet = str(options.get("pod_subnet") or DEFAULT_POD_SUBNET)
     service_subnet = str(options.get("service_subnet") or DEFAULT_SERVICE_SUBNET)
     check_subnets(pod_subnet, service_subnet, errors)
@@ -329,7 +359,7 @@ def build(name, matrix=None, **options):
         blueprint=str(options.get("blueprint") or "default-upstream"),
         blueprint_version=str(options.get("blueprint_version") or ""),
         storage=str(options.get("storage") or ""),
-        location=str(options.get("location") or ""),
+        location=_as_text("location", options.get("location"), errors),
         labels=check_labels(options.get("labels"), errors),
         auto_approve=_as_bool("auto_approve", options.get("auto_approve", False), errors),
         ha=_as_bool("ha", options.get("ha", False), errors),
@@ -375,17 +405,18 @@ def apply_update(spec, matrix=None, **changes):
                 labels.pop(key, None)
             else:
                 labels[key] = value
+        if len(labels) > MAX_LABELS:
+            errors.append(FieldError("labels", f"the cluster would have {len(labels)} labels; "
+                                               f"at most {MAX_LABELS}"))
         data["labels"] = labels
     if "location" in changes:
-        data["location"] = str(changes["location"] or "")
+        data["location"] = _as_text("location", changes["location"], errors)
     for key in ("auto_approve", "reset_enabled"):
         if key in changes:
             data[key] = _as_bool(key, changes[key], errors)
     if "installer_ttl_days" in changes:
-        ttl = _as_int("installer_ttl_days", changes["installer_ttl_days"], errors)
-        if ttl <= 0:
-            errors.append(FieldError("installer_ttl_days", f"{ttl} is not positive"))
-        data["installer_ttl_days"] = ttl
+        data["installer_ttl_days"] = _as_days("installer_ttl_days",
+                                              changes["installer_ttl_days"], errors)
     if "blueprint_version" in changes:
         version = str(changes["blueprint_version"])
         allowed = matrix.blueprint(spec.blueprint)["versions"]
@@ -399,10 +430,23 @@ def apply_update(spec, matrix=None, **changes):
     return ClusterSpec.from_dict(data)
 
 
+def redact_url(url):
+    """A proxy URL fit to show: a password in it becomes ***."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password is None:
+        return url
+    host = parsed.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parsed._replace(netloc=f"{parsed.username}:***@{host}"))
+
+
 def describe(spec, matrix=None):
-    """Every setting with its effective value, plus what follows from them."""
+    """Every setting with its effective value, plus what follows from them. Proxy passwords
+    are secrets (nodes get them in their own pillar only): shown as ***."""
     matrix = matrix or matrix_mod.default()
     data = spec.to_dict()
+    if data["proxy"]:
+        for key in ("http", "https"):
+            data["proxy"][key] = redact_url(data["proxy"][key])
     data["type"] = spec.cluster_type
     data["nodes_required"] = spec.required_nodes
     data["components"] = matrix.components(spec.k8s_version)
