@@ -1,10 +1,15 @@
 """What every kubesalt runner needs from the master it runs on: the store, the settings, and a
 uniform way to refuse a request (non-zero exit from salt-run, the errors as data)."""
 
+import logging
 import time
 
+from . import runner_args
+from .errors import Refused
 from .layout import Layout
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 # salt-run exits with a return dict's "retcode"; 2 marks a refused request (bad input).
 REFUSED = 2
@@ -31,6 +36,44 @@ def controller_settings(opts):
     return dict(kubesalt_opts(opts)["controller"])
 
 
+def verb(func):
+    """Make `func` a kubesalt runner: its arguments are bound and checked by
+    runner_args.bind (one set of rules for salt-run and the REST API), a Refused becomes a
+    refusal (non-zero exit, errors as data), and an unexpected error becomes a one-line
+    answer with the details in the master log, never a traceback in front of an operator.
+
+    Salt passes everything to the wrapper (it takes *args, **kwargs), so a misspelt keyword
+    or a missing argument reaches the check instead of Salt's "Passed invalid arguments"."""
+    module = func.__module__.rsplit(".", 1)[-1]
+    module = func.__globals__.get("__virtualname__", module)
+    fun_name = f"{module}.{func.__name__.rstrip('_')}"
+
+    def runner(*args, **kwargs):
+        context = func.__globals__["__context__"]
+        opts = func.__globals__["__opts__"]
+        try:
+            values, options = runner_args.bind(func, fun_name, args,
+                                               strip_salt_kwargs(kwargs),
+                                               runner_args.raw_arguments(opts, fun_name))
+            return func(**values, **options)
+        except Refused as exc:
+            return refused(context, exc.errors)
+        except Exception as exc:  # noqa: BLE001 - the operator gets one line, the log the rest
+            log.debug("%s failed", fun_name, exc_info=True)
+            log.error("%s failed: %s: %s", fun_name, type(exc).__name__, exc)
+            context["retcode"] = 1
+            return {"result": False, "retcode": 1,
+                    "errors": [{"field": "controller",
+                                "message": f"{fun_name} failed: {type(exc).__name__}: {exc}; "
+                                           "see the master log"}]}
+
+    runner.__name__ = func.__name__
+    runner.__qualname__ = func.__qualname__
+    runner.__doc__ = func.__doc__
+    runner.__module__ = func.__module__
+    # Not __wrapped__: Salt would read the inner signature and refuse calls itself.
+    runner.kubesalt_verb = func
+    return runner
 
 
 def refused(context, errors):
@@ -88,7 +131,7 @@ def follow(store, op_id, timeout, progress):
 def started(context, store, op, wait, timeout, progress):
     """What a runner that starts an operation returns: at once the operation id and its
     stages, or with `wait` the final status (non-zero exit when it failed)."""
-    if not as_bool(wait):
+    if not wait:
         return {"operation": op["id"], "cluster": op["cluster"], "kind": op["kind"],
                 "state": op["state"],
                 "stages": [s["name"] for s in op["stages"] if s["state"] != "skipped"]}
@@ -99,5 +142,3 @@ def started(context, store, op, wait, timeout, progress):
     return final
 
 
-def as_bool(value):
-    return value is True or str(value).lower() in ("true", "yes", "1")

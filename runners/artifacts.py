@@ -6,6 +6,7 @@
 """
 
 from kubesalt.master import artifacts, matrix, runner_support
+from kubesalt.master.errors import Refused
 
 __virtualname__ = "artifacts"
 
@@ -14,34 +15,38 @@ def __virtual__():
     return __virtualname__
 
 
-def _release(version):
+def _release(version, arch):
     m = matrix.default()
+    errors = []
     release = m.resolve_k8s_version(version)
     if release is None:
-        return m, None, runner_support.refused(__context__, [{
-            "field": "version", "message": f"{version!r} is not in the version matrix; choose "
-                                           f"one of {', '.join(m.k8s_versions)}"}])
-    return m, release, None
+        errors.append({"field": "version",
+                       "message": f"{version!r} is not in the version matrix; choose one of "
+                                  f"{', '.join(m.k8s_versions)}"})
+    if arch not in artifacts.ARCHES:
+        errors.append({"field": "arch", "message": f"{arch!r} is not supported; choose one of "
+                                                   f"{' or '.join(artifacts.ARCHES)}"})
+    if errors:
+        raise Refused(errors)
+    return m, release
 
 
+@runner_support.verb
 def sync(version, source=None, arch="amd64"):
     """Fill the store with every artifact of a Kubernetes release, checksummed."""
-    m, release, refusal = _release(version)
-    if refusal:
-        return refusal
+    m, release = _release(version, arch)
     layout = runner_support.layout(__opts__)
     try:
         synced = artifacts.sync(layout.artifacts_dir, m, release, source=source, arch=arch)
     except (OSError, ValueError) as exc:
-        return runner_support.refused(__context__, [{"field": "source", "message": str(exc)}])
+        raise Refused.one("source", str(exc)) from None
     return {"version": release, "artifacts": synced}
 
 
+@runner_support.verb
 def missing(version, arch="amd64"):
     """What the store still lacks for a release."""
-    m, release, refusal = _release(version)
-    if refusal:
-        return refusal
+    m, release = _release(version, arch)
     layout = runner_support.layout(__opts__)
     return {"version": release,
             "missing": artifacts.missing(layout.artifacts_dir, m, release, arch)}

@@ -25,93 +25,87 @@ def __virtual__():
     return __virtualname__
 
 
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except clusters.ClusterError as exc:
-        return runner_support.refused(__context__, exc.errors)
-
-
-def create(name, **kwargs):
+@runner_support.verb
+def create(name, **options):
     """Create a cluster. Every option has a default; see README for the list."""
-    return _call(clusters.create, runner_support.store(__opts__), name,
-                 **runner_support.strip_salt_kwargs(kwargs))
+    return clusters.create(runner_support.store(__opts__), name, **options)
 
 
+@runner_support.verb
 def show(name):
     """Every setting of a cluster with its effective value, its type and the nodes it needs."""
-    return _call(clusters.show, runner_support.store(__opts__), name)
+    return clusters.show(runner_support.store(__opts__), name)
 
 
+@runner_support.verb
 def list_():
     """All clusters with their settings."""
-    return _call(clusters.list_, runner_support.store(__opts__))
+    return clusters.list_(runner_support.store(__opts__))
 
 
-def update(name, **kwargs):
+@runner_support.verb
+def update(name, **changes):
     """Change labels (merged; a label set to null is removed), location, auto_approve,
     blueprint_version, reset_enabled or installer_ttl_days."""
-    return _call(clusters.update, runner_support.store(__opts__), name,
-                 **runner_support.strip_salt_kwargs(kwargs))
+    return clusters.update(runner_support.store(__opts__), name, **changes)
 
 
+@runner_support.verb
 def delete(name):
     """Delete a cluster record and its installer credentials."""
-    return _call(clusters.delete, runner_support.store(__opts__), name)
+    return clusters.delete(runner_support.store(__opts__), name)
 
 
+@runner_support.verb
 def installer(name, dest=None, rotate=False):
     """Issue installer credentials: writes NAME.pem and NAME-passphrase.txt (0600) to dest.
     rotate=True revokes every earlier set of this cluster's credentials."""
     layout = runner_support.layout(__opts__)
-    return _call(clusters.installer, runner_support.store(__opts__),
-                 runner_support.controller_settings(__opts__), layout.kubesalt_pki,
-                 layout.master_pub, name, dest, rotate=_as_bool(rotate))
+    return clusters.installer(runner_support.store(__opts__),
+                              runner_support.controller_settings(__opts__),
+                              layout.kubesalt_pki, layout.master_pub, name, dest,
+                              rotate=rotate)
 
 
+@runner_support.verb
 def provision(name, wait=False, timeout=3600):
     """Validate the cluster's nodes and start provisioning; returns the operation id. With
     wait=True, reports each stage as it runs and returns the final status. Rerunning after a
     failure resumes at the failed stage; on a READY cluster it joins new configured workers."""
     store = runner_support.store(__opts__)
-    try:
-        op = provision_mod.start(store, runner_support.layout(__opts__), name, _grains,
-                                 _conf_dir())
-    except Refused as exc:
-        return runner_support.refused(__context__, exc.errors)
+    settings = runner_support.controller_settings(__opts__)
+    op = provision_mod.start(store, runner_support.layout(__opts__), name, _grains,
+                             _conf_dir(), controller_addresses=(settings.get("advertise"),
+                                                                settings.get("interface")))
     return runner_support.started(__context__, store, op, wait, timeout, _progress)
 
 
+@runner_support.verb
 def upgrade(name, k8s_version=None, wait=False, timeout=7200):
     """Upgrade the cluster's Kubernetes to k8s_version (one minor at a time, never down):
     the first master, the other masters, then the workers one at a time, each drained around
     its upgrade; containerd and etcd follow the version matrix. After a failure, run it again
     (the version may be left out) to resume at the failed stage."""
     store = runner_support.store(__opts__)
-    try:
-        op = upgrade_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
-                               k8s_version=None if k8s_version is None else str(k8s_version))
-    except Refused as exc:
-        return runner_support.refused(__context__, exc.errors)
+    op = upgrade_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
+                           k8s_version=k8s_version)
     return runner_support.started(__context__, store, op, wait, timeout, _progress)
 
 
+@runner_support.verb
 def reset(name, confirm=False, wait=False, timeout=3600):
     """Reset the cluster: kubeadm reset and everything provisioning installed removed from
     every node, kubesalt's agent removed, the nodes' keys and records deleted, installer
     credentials revoked. The cluster and its settings stay, ready for new installer
     credentials. Needs reset_enabled=True on the cluster, and confirm=True."""
     store = runner_support.store(__opts__)
-    confirmed = runner_support.as_bool(confirm)
+    confirmed = confirm
     if not confirmed and _interactive():
         answer = input(f"Reset cluster {name}: every node loses Kubernetes and kubesalt. "
                        "Type the cluster name to confirm: ")
         confirmed = answer.strip() == name
-    try:
-        op = reset_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
-                             confirm=confirmed)
-    except Refused as exc:
-        return runner_support.refused(__context__, exc.errors)
+    op = reset_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
+                         confirm=confirmed)
     result = runner_support.started(__context__, store, op, wait, timeout, _progress)
     if op["params"].get("unreachable"):
         result["warning"] = (f"{', '.join(op['params']['unreachable'])} never had an accepted "
@@ -129,10 +123,6 @@ def _conf_dir():
     return __opts__["conf_file"].rsplit("/", 1)[0]
 
 
-def _as_bool(value):
-    return runner_support.as_bool(value)
-
-
 def _grains(node_id):
     return runner_support.cached_grains(__opts__, node_id)
 
@@ -141,6 +131,7 @@ def _progress(message):
     __jid_event__.fire_event({"message": message}, "progress")
 
 
+@runner_support.verb
 def status(name, history=False):
     """The cluster's last operation stage by stage (state, start, duration, nodes, error); with
     history=True every operation."""
@@ -148,12 +139,12 @@ def status(name, history=False):
     try:
         record = store.get_cluster(name)
     except NotFound:
-        return runner_support.refused(__context__, [{"field": "name",
-                                                     "message": f"no cluster named {name!r}"}])
+        raise Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list") \
+            from None
     store.reap_operations(name, process_alive)
     ops = [operations.status_view(op) for op in store.operations(name)]
     result = {"cluster": name, "state": record["state"]}
-    if _as_bool(history):
+    if history:
         result["operations"] = ops
     else:
         result["operation"] = ops[-1] if ops else None

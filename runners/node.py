@@ -19,7 +19,6 @@ import salt.utils.minions
 import salt.wheel
 
 from kubesalt.master import nodes, removal, runner_support
-from kubesalt.master.errors import Refused
 
 __virtualname__ = "node"
 PROBE_TIMEOUT = 60
@@ -49,74 +48,66 @@ def _fire(node_id, status, data=None):
                        f"kubesalt/node/{node_id}/{status}")
 
 
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except nodes.NodeError as exc:
-        return runner_support.refused(__context__, exc.errors)
-
-
+@runner_support.verb
 def list_(cluster=None, status=None, search=None, sort="hostname"):
     """Enrolled nodes with their status; filter by cluster, status or search text (a
     substring or glob of id, cluster, status, address); sort by hostname, status, created or
     cluster (prefix - to reverse)."""
-    return _call(nodes.list_nodes, runner_support.store(__opts__), _pki(), cluster=cluster,
-                 status=status, search=search, sort=sort, connected_ids=_connected())
+    return nodes.list_nodes(runner_support.store(__opts__), _pki(), cluster=cluster,
+                            status=status, search=search, sort=sort,
+                            connected_ids=_connected())
 
 
+@runner_support.verb
 def show(node):
     """One node with every probed fact."""
-    def _show():
-        _, shown = nodes.get(runner_support.store(__opts__), _pki(), node, _grains(node),
-                             node in _connected())
-        return shown
-    return _call(_show)
+    _, shown = nodes.get(runner_support.store(__opts__), _pki(), node, _grains(node),
+                         node in _connected())
+    return shown
 
 
+@runner_support.verb
 def approve(node):
     """Accept a DISCOVERED node's key: it joins its cluster and gets probed."""
-    def _approve():
-        nodes.check_approvable(runner_support.store(__opts__), _pki(), node)
-        salt.wheel.WheelClient(__opts__).cmd("key.accept", [node], print_event=False)
-        _fire(node, "APPROVED")
-        return {"node": node, "status": "APPROVED"}
-    return _call(_approve)
+    nodes.check_approvable(runner_support.store(__opts__), _pki(), node)
+    salt.wheel.WheelClient(__opts__).cmd("key.accept", [node], print_event=False)
+    _fire(node, "APPROVED")
+    return {"node": node, "status": "APPROVED"}
 
 
+@runner_support.verb
 def reject(node):
     """Reject a node's key: it can run nothing from the controller."""
-    def _reject():
-        nodes.check_rejectable(runner_support.store(__opts__), _pki(), node)
-        salt.wheel.WheelClient(__opts__).cmd("key.reject", [node],
-                                             kwarg={"include_accepted": True},
-                                             print_event=False)
-        _fire(node, "REJECTED")
-        return {"node": node, "status": "REJECTED"}
-    return _call(_reject)
+    nodes.check_rejectable(runner_support.store(__opts__), _pki(), node)
+    salt.wheel.WheelClient(__opts__).cmd("key.reject", [node],
+                                         kwarg={"include_accepted": True},
+                                         print_event=False)
+    _fire(node, "REJECTED")
+    return {"node": node, "status": "REJECTED"}
 
 
+@runner_support.verb
 def configure(node, roles=None, interface=None, storage_devices=None):
     """Set a node's roles (master, worker, storage), network interface and storage devices,
     validated against its probed facts and its cluster's type."""
-    def _configure():
-        store = runner_support.store(__opts__)
-        record, shown = nodes.get(store, _pki(), node)
-        if shown["status"] != "APPROVED":
-            raise nodes.NodeError([{"field": "node", "message": f"{node} is {shown['status']}; "
-                                                                "only APPROVED nodes are "
-                                                                "configured"}])
-        grains = _grains(node)
-        if not grains.get("kubesalt_interfaces"):
-            raise nodes.NodeError([{"field": "node", "message": f"{node} has not been probed "
-                                                                "yet; wait for it to connect"}])
-        spec = store.get_cluster(record["cluster"])["spec"]
-        config = nodes.validate_config(spec, grains, roles, interface, storage_devices)
-        store.set_node_config(node, config)
-        _fire(node, "CONFIGURED", config)
-        return {"node": node, "config": config}
-    return _call(_configure)
+    store = runner_support.store(__opts__)
+    record, shown = nodes.get(store, _pki(), node)
+    if shown["status"] != "APPROVED":
+        raise nodes.NodeError([{"field": "node", "message": f"{node} is {shown['status']}; "
+                                                            "only APPROVED nodes are "
+                                                            "configured"}])
+    grains = _grains(node)
+    if not grains.get("kubesalt_interfaces"):
+        raise nodes.NodeError([{"field": "node", "message": f"{node} has not been probed "
+                                                            "yet; wait for it to connect"}])
+    spec = store.get_cluster(record["cluster"])["spec"]
+    config = nodes.validate_config(spec, grains, roles, interface, storage_devices)
+    store.set_node_config(node, config)
+    _fire(node, "CONFIGURED", config)
+    return {"node": node, "config": config}
 
 
+@runner_support.verb
 def remove(node, drain=True, wait=False, timeout=3600):
     """Take a node out of its cluster: drained (unless drain=False) and deleted from
     Kubernetes, its etcd member removed first when it is a master, kubeadm reset and what
@@ -124,13 +115,9 @@ def remove(node, drain=True, wait=False, timeout=3600):
     Refused for a cluster's only master, below etcd quorum, or for the last worker of a
     dedicated cluster. A node whose key was never accepted is forgotten at once."""
     store = runner_support.store(__opts__)
-    try:
-        op = removal.start(store, runner_support.layout(__opts__), node,
-                           __opts__["conf_file"].rsplit("/", 1)[0],
-                           drain=runner_support.as_bool(drain),
-                           forget=functools.partial(runner_support.delete_keys, __opts__))
-    except Refused as exc:
-        return runner_support.refused(__context__, exc.errors)
+    op = removal.start(store, runner_support.layout(__opts__), node,
+                       __opts__["conf_file"].rsplit("/", 1)[0], drain=drain,
+                       forget=functools.partial(runner_support.delete_keys, __opts__))
     if op is None:
         _fire(node, "REMOVED")
         return {"node": node, "removed": True,
@@ -143,6 +130,7 @@ def _progress(message):
     __jid_event__.fire_event({"message": message}, "progress")
 
 
+@runner_support.verb
 def probe(node_id):
     """Sync kubesalt's modules and grains to an approved node (the reactor calls this when a
     minion starts). Trusts nothing from the event: only enrolled, accepted nodes are probed."""
