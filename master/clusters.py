@@ -4,6 +4,8 @@ Each function validates completely before it writes, so a refused request change
 """
 
 import os
+import shutil
+import tempfile
 import time
 from datetime import UTC
 from pathlib import Path
@@ -97,9 +99,7 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None,
     if not Path(master_pub).exists():
         raise _refuse("controller", "the controller has no master key yet; run "
                                     "kubesalt-controller init first")
-    dest = Path(dest).resolve() if dest else None
-    if dest is None:
-        raise _refuse("dest", "say where to write the credentials, e.g. dest=/root/edge1")
+    dest = _destination(dest)
     now = time.time() if now is None else now
     ca = pki.ensure_ca(pki_dir)
     issued = pki.issue_installer(ca, name, spec.installer_ttl_days, now=now)
@@ -114,16 +114,13 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None,
     passphrase = credentials.generate_passphrase()
     sealed = credentials.seal(name, controller, ca.cert_pem, issued.cert_pem, issued.serial,
                               issued.not_after, issued.private_numbers, passphrase)
-    dest.mkdir(parents=True, exist_ok=True)
     pem_path = dest / f"{name}.pem"
     pass_path = dest / f"{name}-passphrase.txt"
-    _write_secret(pem_path, sealed)
-    _write_secret(pass_path, passphrase + "\n")
-    conjurer_zipapp.build(dest / "conjurer")
+    _write_files(dest, {pem_path.name: sealed, pass_path.name: passphrase + "\n"})
     not_after = issued.not_after.astimezone(UTC)
     revoked = store.add_installer(name, issued.serial, now, not_after.timestamp(),
                                   rotate=rotate)
-    return {
+    result = {
         "cluster": name,
         "serial": issued.serial,
         "revoked": revoked,
@@ -134,10 +131,77 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None,
         "command": (f"sudo ./conjurer -edge-name={name} -passphrase-file={pass_path.name} "
                     f"-creds-file={pem_path.name}"),
     }
+    recent = [r for r in store.installers(name)
+              if r["serial"] in revoked and r["issued_at"] > now - CONCURRENT_ROTATION]
+    if recent:
+        # Two rotations at once: each revokes what the other issued a moment before, and
+        # only the later one stays valid. Say so rather than let both look successful.
+        result["warning"] = (f"this rotation also revoked {len(recent)} set(s) issued in the "
+                             "last minute (serial "
+                             f"{', '.join(str(r['serial']) for r in recent)}), e.g. by another "
+                             "rotation at the same time; only this set enrolls nodes now")
+    return result
 
 
-def _write_secret(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+# Where installer credentials may not go: the system's own directories, and anything below
+# the trees that hold the OS itself.
+SYSTEM_DIRS = frozenset({"/", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                         "/boot", "/dev", "/proc", "/sys", "/var", "/run", "/opt", "/srv",
+                         "/home", "/root", "/tmp", "/mnt", "/media", "/var/lib",  # noqa: S108
+                         "/var/tmp"})  # noqa: S108
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/boot", "/usr", "/bin", "/sbin", "/lib", "/lib32",
+                "/lib64")
+# A rotation that revokes a set issued this recently raced with another one.
+CONCURRENT_ROTATION = 60
+
+
+def _destination(dest):
+    """The directory credentials go to, created (0700) when only it is missing; refused
+    with a `dest` error for a system directory, a non-directory or a missing parent."""
+    if not dest or not isinstance(dest, str | os.PathLike):
+        raise _refuse("dest", "say where to write the credentials, e.g. dest=/root/edge1")
+    path = Path(dest).resolve()
+    if str(path) in SYSTEM_DIRS or any(path.is_relative_to(t) for t in SYSTEM_TREES):
+        raise _refuse("dest", f"{path} is a system directory; use a directory of its own, "
+                              "e.g. /root/<cluster>")
+    if path.exists() and not path.is_dir():
+        raise _refuse("dest", f"{path} exists and is not a directory; name a directory")
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise _refuse("dest", f"{path.parent} does not exist; create it first or name an "
+                                  "existing directory")
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _refuse("dest", f"cannot create {path}: {exc.strerror}") from None
+    return path
+
+
+def _write_files(dest, secrets):
+    """Write the secret files (0600) and conjurer into `dest` without ever following a link
+    planted there: each is written in a fresh private directory inside `dest` and renamed
+    into place (a rename replaces a link, it does not write through it)."""
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".installer-", dir=dest))
+    except OSError as exc:
+        raise _refuse("dest", f"cannot write to {dest}: {exc.strerror}") from None
+    try:
+        for name, text in secrets.items():
+            fd = os.open(staging / name,
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        conjurer_zipapp.build(staging / "conjurer")
+        for name in (*secrets, "conjurer"):
+            target = dest / name
+            if target.is_dir() and not target.is_symlink():
+                raise _refuse("dest", f"{target} is a directory; remove it or choose another "
+                                      "dest")
+            os.rename(staging / name, target)
+    except OSError as exc:
+        raise _refuse("dest", f"cannot write the credentials to {dest}: {exc.strerror}") \
+            from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
