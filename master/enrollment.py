@@ -6,19 +6,33 @@ to its CA, expiry, revocation and cluster, then records the node and the exact m
 use. Salt's key store stays the approval record: with auto_approve the key is pre-seeded as
 accepted (Salt's documented pre-seeding); otherwise it waits as a pending key, and only a
 pending key whose fingerprint matches an enrollment is a DISCOVERED node.
+
+A signed request is good once. Its signature proves who made it, not that the sender is the
+one who made it, and it stays inside the clock window for 10 minutes, so anyone who saw it
+(a proxy's log, a copy of the traffic) could send it again. The controller records every
+request it accepts, by the SHA-256 of what the signature covers, in its store (a restart of
+the master must not reopen the window), and refuses the same one again with reason
+"replay". conjurer signs a new request, with the time it is sent, for every call, so its
+retries and reruns are new requests.
 """
 
 import base64
 import hashlib
+import math
 import os
 import re
 import time
 from pathlib import Path
 
+from kubesalt.minion_bootstrap.credentials import canonical_json
+
 from . import keys, pki
 
 # How far the node's clock may be from ours; conjurer's precheck allows less.
 MAX_CLOCK_SKEW = 600
+# How long an accepted request is remembered: past the clock window by as much again, so a
+# controller clock stepped back (NTP) does not make a forgotten request acceptable again.
+REPLAY_MEMORY = 2 * MAX_CLOCK_SKEW
 _NODE_ID = re.compile(r"^node-[a-z0-9]{4,16}-[0-9-]{7,15}-[a-z0-9-]{1,32}$")
 
 
@@ -39,33 +53,51 @@ CHECK_FIELDS = ("purpose", "cluster", "node_id", "serial", "issued_at")
 
 
 def _parse(payload, fields, extra=()):
-    """(request, signature bytes, installer cert, *extra payload strings), or a 400 naming
-    what a well-formed body holds."""
+    """(request, issued_at, signature bytes, installer cert, *extra payload strings), or a 400
+    naming what a well-formed body holds."""
     try:
         request = payload["request"]
         for field in fields:
             request[field]  # noqa: B018 - presence check
-        float(request["issued_at"])
+        issued_at = _issued_at(request["issued_at"])
         signature = base64.b64decode(payload["signature"], validate=True)
-        return (request, signature, str(payload["installer_cert"]),
+        return (request, issued_at, signature, str(payload["installer_cert"]),
                 *(str(payload[k]) for k in extra))
     except (KeyError, TypeError, ValueError):
         raise EnrollmentRefused(400, "malformed", f"the body needs request ({', '.join(fields)}"
                                                    "), signature, installer_cert"
-                                                   + "".join(f", {k}" for k in extra)) from None
+                                                   + "".join(f", {k}" for k in extra)
+                                                   + "; issued_at is a finite number of "
+                                                     "seconds since the epoch") from None
+
+
+def _issued_at(value):
+    """Seconds since the epoch as a finite float. conjurer sends an integer, so nothing but a
+    number is taken: float() of a string reads "nan", which passes any clock window (every
+    comparison with NaN is false)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("issued_at must be a number")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError("issued_at is out of range") from None
+    if not math.isfinite(seconds):
+        raise ValueError("issued_at must be finite")
+    return seconds
 
 
 def _check_shape(payload):
-    request, signature, cert, minion_pub = _parse(payload, ENROLL_FIELDS, ("minion_pub",))
+    request, issued_at, signature, cert, minion_pub = _parse(payload, ENROLL_FIELDS,
+                                                             ("minion_pub",))
     if not isinstance(request["node_id"], str) or not _NODE_ID.match(request["node_id"]):
         raise EnrollmentRefused(400, "malformed", "node_id is not node-<id>-<ip>-<cluster>")
     if not request["node_id"].endswith("-" + str(request["cluster"])):
         raise EnrollmentRefused(400, "malformed", "node_id does not end with the cluster name")
-    return request, signature, cert, minion_pub
+    return request, issued_at, signature, cert, minion_pub
 
 
-def _verify(store, layout, request, signature, cert, now):
-    if abs(float(request["issued_at"]) - now) > MAX_CLOCK_SKEW:
+def _verify(store, layout, request, issued_at, signature, cert, now):
+    if abs(issued_at - now) > MAX_CLOCK_SKEW:
         raise EnrollmentRefused(403, "clock", "the node's clock is more than 10 minutes off "
                                               "the controller's; fix its time (NTP) and retry")
     cluster = str(request["cluster"])
@@ -74,26 +106,32 @@ def _verify(store, layout, request, signature, cert, now):
     ok, reason = pki.verify_enrollment(ca_pem, cert, request, signature, now, valid)
     if not ok:
         raise EnrollmentRefused(403, reason, _REFUSALS.get(reason, reason).format(cluster))
+    # Recorded only once verified: a forged request must not use up the one it imitates.
+    digest = hashlib.sha256(canonical_json(request)).hexdigest()
+    if not store.remember_request(digest, issued_at + REPLAY_MEMORY, now=now):
+        raise EnrollmentRefused(403, "replay", "this signed request was already used; conjurer "
+                                               "signs a new one each time it runs: run it "
+                                               "again")
 
 
 def check(store, layout, payload, now=None):
     """Would these installer credentials enroll now? conjurer asks before it changes
-    anything on the node. Records nothing."""
+    anything on the node. Records nothing but the request itself, against its replay."""
     now = time.time() if now is None else now
-    request, signature, cert = _parse(payload, CHECK_FIELDS)
+    request, issued_at, signature, cert = _parse(payload, CHECK_FIELDS)
     if request["purpose"] != "check":
         raise EnrollmentRefused(400, "malformed", "request.purpose must be check")
-    _verify(store, layout, request, signature, cert, now)
+    _verify(store, layout, request, issued_at, signature, cert, now)
     return {"ok": True, "cluster": str(request["cluster"])}
 
 
 def enroll(store, layout, payload, address, now=None):
     """Verify and record an enrollment. Returns the node's status after it."""
     now = time.time() if now is None else now
-    request, signature, cert, minion_pub = _check_shape(payload)
+    request, issued_at, signature, cert, minion_pub = _check_shape(payload)
     if pub_sha256(minion_pub) != request["minion_pub_sha256"]:
         raise EnrollmentRefused(400, "malformed", "minion_pub does not match the signed hash")
-    _verify(store, layout, request, signature, cert, now)
+    _verify(store, layout, request, issued_at, signature, cert, now)
     cluster = str(request["cluster"])
     node_id = request["node_id"]
     try:

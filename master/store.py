@@ -82,6 +82,13 @@ MIGRATIONS = [
     """
     ALTER TABLE operations ADD COLUMN params TEXT;
     """,
+    """
+    CREATE TABLE signed_requests (
+        digest      TEXT PRIMARY KEY,
+        keep_until  REAL NOT NULL
+    );
+    CREATE INDEX signed_requests_by_expiry ON signed_requests(keep_until);
+    """,
 ]
 
 # What a cluster or node is while an operation works on it; an interrupted operation leaves
@@ -430,3 +437,16 @@ class Store:
             rows = conn.execute("SELECT id FROM operations WHERE cluster=? ORDER BY "
                                 "created_at", (cluster,)).fetchall()
         return [self.operation(r["id"]) for r in rows]
+
+    # ---- signed requests (enrollment replay) -------------------------------------------------
+
+    def remember_request(self, digest, keep_until, now=None):
+        """Record an accepted signed request by `digest` until `keep_until`. False if it is
+        already recorded: the request is a replay. Forgets the expired ones on the way, so the
+        table holds only the last few minutes of requests."""
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM signed_requests WHERE keep_until < ?", (now,))
+            cur = conn.execute("INSERT OR IGNORE INTO signed_requests(digest, keep_until) "
+                               "VALUES (?,?)", (digest, keep_until))
+            return cur.rowcount == 1

@@ -40,13 +40,17 @@ def _checker(store, layout):
     return check
 
 
-def start(interface, port):
+def start(interface, port, max_per_address=endpoint.MAX_PER_ADDRESS,
+          max_connections=endpoint.MAX_CONNECTIONS):
+    """The caps are engine options (`engines: [{kubesalt_endpoint: {max_per_address: N}}]`)
+    for a site whose nodes reach the controller through one NAT address."""
     layout = runner_support.layout(__opts__)
     store = runner_support.store(__opts__)
     server = endpoint.EndpointServer(
         (interface, int(port)), layout.artifacts_dir,
         layout.kubesalt_pki / "endpoint.crt", layout.kubesalt_pki / "endpoint.key",
-        enroll=_enroller(store, layout), check=_checker(store, layout))
+        enroll=_enroller(store, layout), check=_checker(store, layout),
+        max_per_address=int(max_per_address), max_connections=int(max_connections))
     log.info("kubesalt endpoint listening on https://%s:%s", interface, port)
     try:
         server.serve_forever()

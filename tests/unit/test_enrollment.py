@@ -1,8 +1,15 @@
 import base64
+import copy
+import time
+import types
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kubesalt.master import enrollment
+from kubesalt.master import enrollment, pki
+from kubesalt.master.store import Store
+from kubesalt.minion_bootstrap import credentials as creds
 
 REQUEST = {"purpose": "check", "cluster": "c", "node_id": "node-abcd-10-0-0-1-c",
            "serial": "01", "issued_at": 0}
@@ -37,3 +44,162 @@ def test_an_enrollment_is_not_a_check_and_a_check_is_not_an_enrollment():
     with pytest.raises(enrollment.EnrollmentRefused, match="minion_pub"):
         enrollment.enroll(None, None, {"request": REQUEST, "signature": SIGNATURE,
                                        "installer_cert": "x", "minion_pub": "k"}, "10.0.0.1")
+
+
+# ---- with real credentials: conjurer's requests against a real store and CA -----------------
+
+NODE_ID = "node-abcd-10-0-0-1-edge1"
+
+
+@pytest.fixture(scope="module")
+def credentials(tmp_path_factory):
+    """Installer credentials as conjurer opens them, issued by a controller CA in `pki`."""
+    base = tmp_path_factory.mktemp("controller")
+    ca = pki.ensure_ca(base / "pki")
+    installer = pki.issue_installer(ca, "edge1", 30)
+    passphrase = creds.generate_passphrase()
+    controller = {"address": "127.0.0.1", "publish_port": 4505, "ret_port": 4506,
+                  "https_port": 4507, "master_finger": "ab:cd"}
+    text = creds.seal("edge1", controller, ca.cert_pem, installer.cert_pem, installer.serial,
+                      installer.not_after, installer.private_numbers, passphrase)
+    minion_pub = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key() \
+        .public_bytes(serialization.Encoding.PEM,
+                      serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return types.SimpleNamespace(pki_dir=base / "pki", installer=installer,
+                                 opened=creds.open_credentials(text, passphrase, "edge1"),
+                                 minion_pub=minion_pub)
+
+
+@pytest.fixture
+def controller(credentials, tmp_path):
+    """(store, layout) of a controller with cluster edge1 and the installer recorded."""
+    store = Store(tmp_path / "state")
+    store.create_cluster("edge1", {"auto_approve": False})
+    installer = credentials.installer
+    store.add_installer("edge1", installer.serial, time.time() - 60,
+                        installer.not_after.timestamp())
+    layout = types.SimpleNamespace(kubesalt_pki=credentials.pki_dir, pki_dir=tmp_path / "salt")
+    return store, layout
+
+
+def enroll_payload(credentials, now=None, **changes):
+    """The body conjurer posts; `changes` edit the request before it is signed."""
+    opened = credentials.opened
+    request, signature = opened.enrollment_request(NODE_ID, credentials.minion_pub,
+                                                   time.time() if now is None else now)
+    if changes:
+        request.update(changes)
+        signature = base64.b64encode(opened.sign(creds.canonical_json(request))).decode()
+    return {"request": request, "signature": signature,
+            "installer_cert": opened.installer_cert_pem, "minion_pub": credentials.minion_pub}
+
+
+def check_payload(credentials, now=None):
+    request, signature = credentials.opened.check_request(NODE_ID,
+                                                          time.time() if now is None else now)
+    return {"request": request, "signature": signature,
+            "installer_cert": credentials.opened.installer_cert_pem}
+
+
+def test_conjurers_enrollment_is_accepted(credentials, controller):
+    store, layout = controller
+    answer = enrollment.enroll(store, layout, enroll_payload(credentials), "10.0.0.1")
+    assert (answer["node_id"], answer["status"]) == (NODE_ID, "DISCOVERED")
+
+
+@pytest.mark.parametrize("issued_at", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999",
+                                       str(int(time.time())), 10 ** 400, True],
+                         ids=["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "digits",
+                              "400-digits", "bool"])
+def test_issued_at_must_be_a_finite_number(credentials, controller, issued_at):
+    # each request is signed with the real installer key: only the value is wrong
+    store, layout = controller
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.enroll(store, layout, enroll_payload(credentials, issued_at=issued_at),
+                          "10.0.0.1")
+    assert (refused.value.code, refused.value.reason) == (400, "malformed")
+    assert "finite number" in str(refused.value)
+    assert store.list_nodes() == []
+
+
+@pytest.mark.parametrize("issued_at", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_a_non_finite_float_is_refused_too(credentials, controller, issued_at):
+    store, layout = controller
+    payload = enroll_payload(credentials)
+    payload["request"]["issued_at"] = issued_at  # as json.loads makes of NaN and Infinity
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.enroll(store, layout, payload, "10.0.0.1")
+    assert refused.value.code == 400
+    check = check_payload(credentials)
+    check["request"]["issued_at"] = issued_at
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.check(store, layout, check)
+    assert refused.value.code == 400
+
+
+def test_an_accepted_enrollment_is_not_accepted_again(credentials, controller):
+    store, layout = controller
+    payload = enroll_payload(credentials)
+    enrollment.enroll(store, layout, payload, "10.0.0.1")
+    updated = store.get_node(NODE_ID)["updated_at"]
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.enroll(store, layout, copy.deepcopy(payload), "10.0.0.9")
+    assert (refused.value.code, refused.value.reason) == (403, "replay")
+    assert store.get_node(NODE_ID)["updated_at"] == updated
+    assert store.get_node(NODE_ID)["address"] == "10.0.0.1"
+
+
+def test_the_replay_memory_survives_a_restart(credentials, controller, tmp_path):
+    store, layout = controller
+    payload = enroll_payload(credentials)
+    enrollment.enroll(store, layout, payload, "10.0.0.1")
+    restarted = Store(tmp_path / "state")
+    with pytest.raises(enrollment.EnrollmentRefused, match="already used"):
+        enrollment.enroll(restarted, layout, payload, "10.0.0.1")
+
+
+def test_conjurers_retry_and_rerun_are_new_requests(credentials, controller):
+    # conjurer signs each request with the second it is sent: its check, its enrollment, a
+    # rerun on the enrolled node a second later and the rerun's check are all different
+    store, layout = controller
+    now = int(time.time())
+    assert enrollment.check(store, layout, check_payload(credentials, now))["ok"] is True
+    enrollment.enroll(store, layout, enroll_payload(credentials, now), "10.0.0.1")
+    assert enrollment.check(store, layout, check_payload(credentials, now + 1))["ok"] is True
+    again = enrollment.enroll(store, layout, enroll_payload(credentials, now + 1), "10.0.0.1")
+    assert again["status"] == "DISCOVERED"
+
+
+def test_an_accepted_check_is_not_accepted_again(credentials, controller):
+    store, layout = controller
+    payload = check_payload(credentials)
+    assert enrollment.check(store, layout, payload)["ok"] is True
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.check(store, layout, payload)
+    assert (refused.value.code, refused.value.reason) == (403, "replay")
+
+
+def test_a_forged_request_does_not_use_up_the_real_one(credentials, controller):
+    store, layout = controller
+    payload = enroll_payload(credentials)
+    forged = copy.deepcopy(payload)
+    forged["signature"] = base64.b64encode(b"\0" * 256).decode()
+    with pytest.raises(enrollment.EnrollmentRefused, match="signature"):
+        enrollment.enroll(store, layout, forged, "10.6.6.6")
+    assert enrollment.enroll(store, layout, payload, "10.0.0.1")["node_id"] == NODE_ID
+
+
+def test_a_request_is_forgotten_once_outside_the_clock_window(credentials, controller):
+    store, layout = controller
+    now = time.time()
+    payload = enroll_payload(credentials, now)
+    enrollment.enroll(store, layout, payload, "10.0.0.1", now=now)
+    later = now + enrollment.REPLAY_MEMORY + 1
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.enroll(store, layout, payload, "10.0.0.1", now=later)
+    assert refused.value.reason == "clock"
+    with store.reading() as conn:
+        assert conn.execute("SELECT count(*) FROM signed_requests").fetchone()[0] == 1
+    enrollment.check(store, layout, check_payload(credentials, later), now=later)
+    with store.reading() as conn:  # the first one went when the next one was recorded
+        assert conn.execute("SELECT count(*) FROM signed_requests").fetchone()[0] == 1
