@@ -9,9 +9,14 @@ The ACLs are Salt's own (`external_auth`); this module renders them from ROLES s
 layer and Salt agree on who may call what.
 """
 
+import collections
 import functools
+import json
+import math
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -26,6 +31,14 @@ USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 # Keys of a request that salt-api itself consumes; everything else is a runner argument.
 ENVELOPE = ("client", "fun")
+
+# What one request may cost before anyone has logged in, or at all: the largest body (the
+# HTTP server refuses a larger one from its Content-Length, before reading it), the deepest
+# JSON nesting (kubesalt's deepest argument, a label value, is at level 3) and the most
+# runner calls in one request.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_CALLS = 10
 
 
 class ApiError(Exception):
@@ -139,6 +152,36 @@ def _validate_object(value, schema, where):
             validate(item, extra, f"{where}.{key}" if where else key)
 
 
+def parse_json(raw):
+    """The JSON value of a request body (bytes), or ApiError(400): not UTF-8, not JSON, or
+    nested deeper than MAX_DEPTH. Nesting is checked without recursion; json's own parser
+    recurses and raises RecursionError on very deep input, which is the same answer."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the body cannot be read as application/json: "
+                            f"{type(exc).__name__}") from None
+    except RecursionError:
+        raise ApiError(400, f"the body is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        raise ApiError(400, f"Invalid JSON document: {exc}") from None
+    if _depth_exceeds(value, MAX_DEPTH):
+        raise ApiError(400, f"the body is nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _depth_exceeds(value, limit):
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return False
+
+
 def check_login(body):
     """The credentials of a /login body, or ApiError(400)."""
     if isinstance(body, list) and len(body) == 1:
@@ -160,6 +203,9 @@ def check_chunks(lowstate):
     if not isinstance(lowstate, list) or not lowstate:
         raise ApiError(400, "the body must be a JSON object {client: runner, fun: ..., "
                             "arguments...} or a non-empty list of them")
+    if len(lowstate) > MAX_CALLS:
+        raise ApiError(400, f"at most {MAX_CALLS} calls per request ({len(lowstate)} sent); "
+                            "send the rest in further requests")
     schemas = function_schemas()
     calls = []
     for index, chunk in enumerate(lowstate):
@@ -184,6 +230,140 @@ def check_chunks(lowstate):
 
 def check_arguments(fun, chunk, where="request"):
     validate(chunk, function_schemas()[fun], where)
+
+
+# ---- failed logins ----------------------------------------------------------------------
+
+class LoginThrottle:
+    """Slows password guessing at /login: failed logins are counted per user name and per
+    client address, in the memory of the salt-api process, shared by its worker threads.
+
+    A name (address) with `per_user` (`per_address`) failures within `window` seconds is
+    refused until `window` seconds after its last failure, and each further failure doubles
+    that wait, up to `max_delay`. Failures leave the window one by one, but not while the key
+    is refused nor within `window` after: the first guess after a wait that fails again must
+    wait longer, not start over. A successful login forgets its name's failures (not its
+    address's: an account of one's own must not reset the count for guessing others).
+
+    An attempt counts against the limits from admit() on, until it is settled: otherwise
+    parallel requests would all be checked before the first failure is recorded. So at most
+    `per_user` logins of one name (`per_address` of one address) are checked at a time.
+    """
+
+    def __init__(self, window=60.0, per_user=5, per_address=20, max_delay=900.0,
+                 max_keys=10000, clock=time.monotonic):
+        self.window = window
+        self.limits = {"user": per_user, "address": per_address}
+        self.max_delay = max_delay
+        self.max_keys = max_keys
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._records = collections.OrderedDict()  # (kind, value) -> _Record, oldest first
+
+    class _Record:
+        __slots__ = ("failures", "pending", "until")
+
+        def __init__(self):
+            self.failures = collections.deque()
+            self.pending = 0
+            self.until = 0.0
+
+    def admit(self, user, address):
+        """0 if the attempt may be checked (it then counts as in flight until failed(),
+        succeeded() or abandoned()), else the seconds to wait (an int >= 1)."""
+        with self._lock:
+            now = self.clock()
+            keys = self._keys(user, address)
+            wait = max(self._wait(key, now) for key in keys)
+            if wait > 0:
+                return max(1, math.ceil(wait))
+            for key in keys:
+                self._record(key).pending += 1
+            return 0
+
+    def failed(self, user, address):
+        """Record a failed login; returns the failures counted for the user name."""
+        with self._lock:
+            now = self.clock()
+            counts = []
+            for key in self._keys(user, address):
+                record = self._record(key)
+                record.pending = max(0, record.pending - 1)
+                self._age(record, now)
+                record.failures.append(now)
+                self._records.move_to_end(key)
+                counts.append(len(record.failures))
+                excess = counts[-1] - self.limits[key[0]]
+                if excess >= 0:
+                    record.until = now + min(self.window * 2 ** min(excess, 32),
+                                             self.max_delay)
+            return counts[0]
+
+    def succeeded(self, user, address):
+        with self._lock:
+            user_key, address_key = self._keys(user, address)
+            self._settle(address_key)
+            record = self._records.get(user_key)
+            if record is not None:
+                record.failures.clear()
+                record.until = 0.0
+                self._settle(user_key)
+
+    def abandoned(self, user, address):
+        """The attempt ended without a verdict on the password (e.g. the master is down)."""
+        with self._lock:
+            for key in self._keys(user, address):
+                self._settle(key)
+
+    @staticmethod
+    def _keys(user, address):
+        return ("user", user), ("address", address)
+
+    def _record(self, key):
+        record = self._records.get(key)
+        if record is None:
+            if len(self._records) >= self.max_keys:
+                self._sweep()
+            record = self._records[key] = self._Record()
+        return record
+
+    def _age(self, record, now):
+        if now >= record.until + self.window:
+            while record.failures and record.failures[0] <= now - self.window:
+                record.failures.popleft()
+
+    def _wait(self, key, now):
+        record = self._records.get(key)
+        if record is None:
+            return 0
+        self._age(record, now)
+        if record.until > now:
+            return record.until - now
+        if record.pending and len(record.failures) + record.pending >= self.limits[key[0]]:
+            return 1  # guesses already in flight: one more would pass the limit
+        return 0
+
+    def _settle(self, key):
+        record = self._records.get(key)
+        if record is None:
+            return
+        record.pending = max(0, record.pending - 1)
+        self._forget_if_idle(key, self.clock())
+
+    def _forget_if_idle(self, key, now):
+        record = self._records[key]
+        self._age(record, now)
+        if not record.failures and not record.pending and record.until <= now:
+            del self._records[key]
+
+    def _sweep(self):
+        """Bounded memory: drop idle records; if still full (many addresses or names at
+        once), drop the records whose last failure is oldest."""
+        now = self.clock()
+        for key in list(self._records):
+            self._forget_if_idle(key, now)
+        while len(self._records) >= self.max_keys:
+            self._records.popitem(last=False)
 
 
 # ---- user store -------------------------------------------------------------------------

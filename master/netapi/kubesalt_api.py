@@ -12,9 +12,15 @@ handling, content negotiation, TLS) and changes this:
   list of strings), and a role that may not call a function gets 403 rather than Salt's 401
   (which would tell a client to log in again, uselessly);
 - a runner's refusal (`errors: [{field, message}]`, non-zero retcode for salt-run) is a 400;
-- bodies must be application/json (415 otherwise) and the CORS tool is off, so a web page
-  of another site cannot drive the API with a logged-in browser's session cookie; errors
-  are JSON `{status, return: message}`.
+- bodies must be application/json (415 otherwise, decided before the body is read) and the
+  CORS tool is off, so a web page of another site cannot drive the API with a logged-in
+  browser's session cookie; errors are JSON `{status, return: message}`;
+- limits, for clients that are not logged in too: bodies up to 1 MB (413), JSON nesting up to
+  32 levels (400), up to 10 calls per request (400), failed logins throttled per user name and
+  per address (429 with Retry-After; master/api.py LoginThrottle);
+- connections that say nothing hold no thread: the TLS handshake runs in a worker once the
+  client has sent its hello, not in the one thread that accepts connections, and a
+  connection waits for its request in cheroot's selector, not in a worker (_Server).
 
 Salt still enforces its own checks behind this: `netapi_enable_clients: [runner]` and the
 `external_auth` ACLs, which name kubesalt's runner functions one by one.
@@ -27,10 +33,14 @@ import logging
 from kubesalt.master import api
 
 try:
+    import cheroot.server
+    import cheroot.ssl.builtin
     import cherrypy
     import salt.auth
+    import salt.exceptions
     import salt.netapi.rest_cherrypy.app as rest_app
     import salt.utils.minions
+    from cherrypy import _cpwsgi_server
 
     _IMPORT_ERROR = None
 except ImportError as exc:  # CherryPy missing: salt-api logs why and skips this module
@@ -40,6 +50,13 @@ __virtualname__ = "kubesalt_api"
 log = logging.getLogger(__name__)
 
 MOUNTED = ("index", "login", "logout")
+
+# A client gets this long for its part of the TLS handshake once it has started it; until it
+# starts (and between requests) it waits in the selector, closed after server.socket_timeout.
+HANDSHAKE_TIMEOUT = 5
+
+# Shared by all of CherryPy's worker threads (the throttle locks its state).
+THROTTLE = api.LoginThrottle()
 
 
 def __virtual__():
@@ -58,7 +75,12 @@ def _http_error(exc):
 def _json_error_page(status, message, traceback, version):
     """Errors as JSON {status, return: message} (CherryPy's default is an HTML page; it hands
     the message over HTML-escaped)."""
-    cherrypy.response.headers["Content-Type"] = "application/json"
+    response = cherrypy.response
+    response.headers["Content-Type"] = "application/json"
+    retry_after = getattr(cherrypy.request, "kubesalt_retry_after", None)
+    if retry_after:
+        # Here, because CherryPy drops Retry-After from a response that becomes an error.
+        response.headers["Retry-After"] = str(retry_after)
     code = str(status).split(" ", 1)[0]
     return json.dumps({"status": int(code) if code.isdigit() else status,
                        "return": html.unescape(message)})
@@ -72,24 +94,40 @@ def _require_json():
         raise cherrypy.HTTPError(415, "send the body as Content-Type: application/json")
 
 
-def _guard_body_processors():
-    """A body the content-type processor cannot read (e.g. JSON that is not UTF-8: Salt's
-    processor raises UnicodeDecodeError, which rest_cherrypy answers with 500) is a 400."""
-    processors = cherrypy.request.body.processors
-    for kind, processor in list(processors.items()):
-        processors[kind] = _guarded(processor)
+def _guard_body():
+    """Decide on the body before CherryPy reads it.
+
+    rest_cherrypy's hypermedia_in (just before this) installs processors for forms, YAML and
+    text, and a 406 for any other type: a body without Content-Type or a multipart one got 406
+    before the handlers' own 415 check could run. Here only JSON is read, anything else is a
+    415 before a byte of it is read, and JSON goes through api.parse_json (UTF-8, nesting)."""
+    request = cherrypy.request
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower() \
+            and request.method == "POST":
+        # hypermedia_in only reads bodies with a Content-Length; a chunked one is read too
+        # (request.body.maxbytes bounds it), or the call would run without its arguments.
+        request.process_request_body = True
+    if request.process_request_body:
+        _require_json()
+    request.body.processors = {"application/json": _read_json}
+    request.body.default_proc = cherrypy.HTTPError(
+        415, "send the body as Content-Type: application/json")
 
 
-def _guarded(processor):
-    def process(entity):
-        try:
-            return processor(entity)
-        except cherrypy.HTTPError:
-            raise
-        except (UnicodeDecodeError, ValueError, TypeError) as exc:
-            raise cherrypy.HTTPError(400, f"the body cannot be read as {entity.content_type}: "
-                                          f"{type(exc).__name__}") from None
-    return process
+def _read_json(entity):
+    try:
+        raw = entity.fp.read()  # past request.body.maxbytes: 413
+    except OSError as exc:
+        # cheroot's chunked reader refuses a chunk that would pass server.max_request_body_size
+        # with a bare OSError (not the MaxSizeExceeded CherryPy turns into 413).
+        if exc.args[:1] == ("Request Entity Too Large",):
+            raise cherrypy.HTTPError(413, f"the body is larger than {api.MAX_BODY_BYTES} "
+                                          "bytes") from None
+        raise
+    try:
+        cherrypy.serving.request.unserialized_data = api.parse_json(raw)
+    except api.ApiError as exc:
+        raise _http_error(exc) from None
 
 
 def _refused(result):
@@ -97,10 +135,67 @@ def _refused(result):
 
 
 if _IMPORT_ERROR is None:
-    # After rest_cherrypy's hypermedia_in (before_request_body, priority 52) has chosen the
-    # processors, before CherryPy reads the body with them.
-    cherrypy.tools.kubesalt_body_guard = cherrypy.Tool("before_request_body",
-                                                       _guard_body_processors, priority=60)
+    # After rest_cherrypy's salt_auth (before_request_body, priority 51: no body is read for a
+    # client without a session) and hypermedia_in (52), before CherryPy reads the body.
+    cherrypy.tools.kubesalt_body_guard = cherrypy.Tool("before_request_body", _guard_body,
+                                                       priority=60)
+
+    class _DeferredHandshake(cheroot.ssl.builtin.BuiltinSSLAdapter):
+        """cheroot's builtin adapter does the TLS handshake in wrap(), which runs in the
+        single thread that accepts connections, with the socket timeout (10 s): each client
+        that connected and said nothing stopped all accepting for that long. Here wrap() only
+        wraps; _Connection does the handshake in a worker once the client has sent data."""
+
+        def wrap(self, sock):
+            return self.context.wrap_socket(sock, do_handshake_on_connect=False,
+                                            server_side=True), {}
+
+    class _Connection(cheroot.server.HTTPConnection):
+        fresh = True  # not yet seen by a worker (_Server.process_conn)
+        handshaken = False
+
+        def communicate(self):
+            if not self.handshaken:
+                if not self._handshake():
+                    return False
+                self.handshaken = True
+                if not self.socket.pending():
+                    # Back to the selector until the request arrives: a client that does the
+                    # handshake and then says nothing must not hold this worker.
+                    return True
+            return super().communicate()
+
+        def _handshake(self):
+            try:
+                self.socket.settimeout(HANDSHAKE_TIMEOUT)
+                self.socket.do_handshake()
+                self.socket.settimeout(self.server.timeout)
+                self.ssl_env = self.server.ssl_adapter.get_environ(self.socket)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                log.debug("TLS handshake with %s failed: %s", self.remote_addr, exc)
+                return False
+            return True
+
+    class _Server(_cpwsgi_server.CPWSGIServer):
+        """CherryPy's server, where a new connection waits in cheroot's selector (like one
+        kept alive between requests) until the client sends something, instead of going
+        straight to a worker thread that would wait for it there (up to socket_timeout): idle
+        connections cost a file descriptor, not a thread."""
+
+        ConnectionClass = _Connection
+
+        def __init__(self, server_adapter):
+            super().__init__(server_adapter)
+            self.ssl_adapter = _DeferredHandshake(
+                server_adapter.ssl_certificate, server_adapter.ssl_private_key,
+                server_adapter.ssl_certificate_chain, server_adapter.ssl_ciphers)
+
+        def process_conn(self, conn):
+            if conn.fresh:
+                conn.fresh = False
+                self._connections.put(conn)  # to a worker once it is readable
+                return
+            super().process_conn(conn)
 
     class KubesaltLowData(rest_app.LowDataAdapter):
         """POST /: kubesalt's runner calls, checked before they reach Salt."""
@@ -132,6 +227,12 @@ if _IMPORT_ERROR is None:
                 chunk["dest"] = f"{self.apiopts['installers_dir']}/{chunk['name']}"
             return chunk
 
+        @cherrypy.config(**{"tools.sessions.on": False})
+        def GET(self):
+            """What `kubesalt-controller start/status` ask to see that the API answers;
+            rest_cherrypy's GET / lists every Salt client, served or not."""
+            return {"return": "Welcome", "clients": ["runner"]}
+
         @cherrypy.tools.salt_token()
         @cherrypy.tools.salt_auth()
         def POST(self, **kwargs):
@@ -152,8 +253,14 @@ if _IMPORT_ERROR is None:
                 cherrypy.response.status = 400
             return {"return": results}
 
+    _AUTH_ERRORS = (salt.exceptions.AuthenticationError, salt.exceptions.AuthorizationError,
+                    salt.exceptions.EauthAuthenticationError,
+                    salt.exceptions.TokenAuthenticationError)
+
     class KubesaltLogin(rest_app.Login):
-        """POST /login with the body checked first (username, password, eauth)."""
+        """POST /login with the body checked first (username, password, eauth), and failed
+        logins throttled (THROTTLE): a refused attempt is answered 429 without checking the
+        password."""
 
         def POST(self, **kwargs):
             _require_json()
@@ -162,7 +269,34 @@ if _IMPORT_ERROR is None:
             except api.ApiError as exc:
                 raise _http_error(exc) from None
             cherrypy.serving.request.lowstate = [creds]
-            return super().POST(**kwargs)
+            user, address = creds["username"], cherrypy.request.remote.ip
+            wait = THROTTLE.admit(user, address)
+            if wait:
+                log.warning("API login of %r from %s refused for %ss: too many failed logins",
+                            user, address, wait)
+                cherrypy.request.kubesalt_retry_after = wait
+                raise cherrypy.HTTPError(
+                    429, f"too many failed logins; try again in {wait} seconds")
+            failed = None
+            try:
+                result = super().POST(**kwargs)
+                failed = False
+                return result
+            except cherrypy.HTTPError as exc:
+                failed = exc.status == 401
+                raise
+            except _AUTH_ERRORS:  # rest_cherrypy's handler answers these with 401
+                failed = True
+                raise
+            finally:
+                if failed:
+                    count = THROTTLE.failed(user, address)
+                    log.warning("API: failed login of %r from %s (failure %d of this name "
+                                "in the window)", user, address, count)
+                elif failed is False:
+                    THROTTLE.succeeded(user, address)
+                else:
+                    THROTTLE.abandoned(user, address)
 
 
 def get_app(opts):
@@ -183,6 +317,11 @@ def get_app(opts):
     # preflights itself: no browser page elsewhere may drive this API.
     conf["/"]["tools.cors_tool.on"] = False
     conf["/"]["tools.kubesalt_body_guard.on"] = True
+    # rest_cherrypy's `max_request_body_size` key is in no CherryPy namespace, so the limit
+    # was CherryPy's default of 100 MB. The HTTP server refuses a larger Content-Length before
+    # reading the body; the request body's maxbytes stops a chunked body while it is read.
+    conf["global"]["server.max_request_body_size"] = api.MAX_BODY_BYTES
+    conf["/"]["request.body.maxbytes"] = api.MAX_BODY_BYTES
     assert set(MOUNTED) <= set(vars(root))
     return root, apiopts, conf
 
@@ -192,5 +331,9 @@ def start():
     cherrypy.server.ssl_module = "builtin"
     cherrypy.server.ssl_certificate = apiopts["ssl_crt"]
     cherrypy.server.ssl_private_key = apiopts["ssl_key"]
+    # The server is built from cherrypy.server's settings, so they are applied first
+    # (quickstart applies them again, unchanged).
+    cherrypy.config.update(conf["global"])
+    cherrypy.server.httpserver = _Server(cherrypy.server)
     log.info("kubesalt API listening on https://%s:%s", apiopts.get("host"), apiopts["port"])
     cherrypy.quickstart(root, "/", conf)

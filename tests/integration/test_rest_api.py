@@ -341,19 +341,20 @@ def _check_no_server_error(ctl, case, token, session):
     resp = case.call(base_url=ctl.api_url, session=session, headers=headers,
                      verify=str(ctl.ca_file))
     assert resp.status_code < 500, (case.body, resp.status_code, resp.text)
-    assert resp.status_code in (200, 400, 401, 403, 415), (case.body, resp.status_code)
+    # 429: the generated logins fail, and failed logins are throttled (issue 12)
+    assert resp.status_code in (200, 400, 401, 403, 415, 429), (case.body, resp.status_code)
     return resp
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
-def test_openapi_property_no_server_error(ctl, mode):
+def test_openapi_property_no_server_error(ctl, operator, mode):
     import schemathesis
 
     generation_mode = (schemathesis.GenerationMode.POSITIVE if mode == "positive"
                        else schemathesis.GenerationMode.NEGATIVE)
     schema = _schema_without({"artifacts.sync", "node.probe"})
-    client = Client(ctl)
-    assert client.login(*OPERATOR).status_code == 200
+    # Logged in before any generated login failed: after them, this address is throttled.
+    client = operator
     session = _session(ctl)
     calls = schema["/"]["POST"].as_strategy(generation_mode=generation_mode)
     logins = schema["/login"]["POST"].as_strategy(generation_mode=generation_mode)
