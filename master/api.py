@@ -42,12 +42,31 @@ MAX_CALLS = 10
 
 
 class ApiError(Exception):
-    """A request refused before Salt sees it: an HTTP status and a message."""
+    """A request refused before Salt sees it: an HTTP status and a message, and for a runner
+    argument the field it names (the same field the runner's own refusal would name)."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, field=None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.field = field
+
+    def as_refusal(self):
+        """What a runner returns when it refuses: the API answers argument errors the same
+        way, so a client reads one shape whichever check refused."""
+        text = self.message.split(": ", 1)[-1] if self.field else self.message
+        return {"result": False, "retcode": 2,
+                "errors": [{"field": self.field or "request", "message": text}]}
+
+
+_WHERE_PREFIX = re.compile(r"^request(\[\d+\])?\.?")
+
+
+def _invalid(where, text, field=None):
+    """ApiError(400) for `where` ("request.labels.env") naming its runner field
+    ("labels.env")."""
+    return ApiError(400, f"{where or 'request'}: {text}",
+                    field or _WHERE_PREFIX.sub("", where or "") or None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,24 +124,24 @@ def validate(value, schema, where):
     if value is None:
         if schema.get("nullable") or not schema:
             return
-        raise ApiError(400, f"{where}: must not be null")
+        raise _invalid(where, "must not be null")
     kind = schema.get("type")
     if kind and not _type_ok(value, kind):
-        raise ApiError(400, f"{where}: must be {'an' if kind[0] in 'aeio' else 'a'} {kind}")
+        raise _invalid(where, f"must be {'an' if kind[0] in 'aeio' else 'a'} {kind}")
     if "enum" in schema and value not in schema["enum"]:
-        raise ApiError(400, f"{where}: must be one of {', '.join(map(str, schema['enum']))}")
+        raise _invalid(where, f"must be one of {', '.join(map(str, schema['enum']))}")
     if isinstance(value, str):
         if len(value) < schema.get("minLength", 0):
-            raise ApiError(400, f"{where}: must not be empty")
+            raise _invalid(where, "must not be empty")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            raise ApiError(400, f"{where}: longer than {schema['maxLength']} characters")
+            raise _invalid(where, f"longer than {schema['maxLength']} characters")
         if "\x00" in value:
-            raise ApiError(400, f"{where}: must not contain NUL characters")
+            raise _invalid(where, "must not contain NUL characters")
     if kind in ("integer", "number"):
         if "minimum" in schema and value < schema["minimum"]:
-            raise ApiError(400, f"{where}: must be at least {schema['minimum']}")
+            raise _invalid(where, f"must be at least {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
-            raise ApiError(400, f"{where}: must be at most {schema['maximum']}")
+            raise _invalid(where, f"must be at most {schema['maximum']}")
     if isinstance(value, dict):
         _validate_object(value, schema, where)
     if isinstance(value, list) and "items" in schema:
@@ -133,12 +152,12 @@ def validate(value, schema, where):
 def _validate_object(value, schema, where):
     for key in value:
         if not isinstance(key, str):
-            raise ApiError(400, f"{where}: keys must be strings")
+            raise _invalid(where, "keys must be strings")
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-        raise ApiError(400, f"{where}: at most {schema['maxProperties']} entries")
+        raise _invalid(where, f"at most {schema['maxProperties']} entries")
     missing = [k for k in schema.get("required", ()) if k not in value]
     if missing:
-        raise ApiError(400, f"{where}: missing {', '.join(missing)}")
+        raise _invalid(where, f"missing {', '.join(missing)}", missing[0])
     properties = schema.get("properties", {})
     extra = schema.get("additionalProperties", True)
     for key, item in value.items():
@@ -146,8 +165,7 @@ def _validate_object(value, schema, where):
             validate(item, properties[key], f"{where}.{key}" if where else key)
         elif extra is False:
             allowed = ", ".join(k for k in properties if k not in ENVELOPE) or "none"
-            raise ApiError(400, f"{where or 'request'}: unknown parameter {key!r} "
-                                f"(allowed: {allowed})")
+            raise _invalid(where, f"unknown parameter {key!r} (allowed: {allowed})", key)
         elif isinstance(extra, dict):
             validate(item, extra, f"{where}.{key}" if where else key)
 

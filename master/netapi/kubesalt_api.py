@@ -242,11 +242,17 @@ if _IMPORT_ERROR is None:
                 calls = api.check_chunks(cherrypy.request.lowstate)
                 for fun, _ in calls:
                     self._authorize(token, fun)
+            except api.ApiError as exc:
+                raise _http_error(exc) from None
+            try:
                 for index, (fun, chunk) in enumerate(calls):
                     api.check_arguments(fun, chunk,
                                         f"request[{index}]" if len(calls) > 1 else "request")
             except api.ApiError as exc:
-                raise _http_error(exc) from None
+                # An argument the description refuses is answered like a runner's own
+                # refusal (errors: [{field, message}]): one shape, whichever check refused.
+                cherrypy.response.status = 400
+                return {"return": [exc.as_refusal()]}
             cherrypy.request.lowstate = [self._prepare(fun, chunk) for fun, chunk in calls]
             results = list(self.exec_lowstate(token=token))
             if any(_refused(r) for r in results):
