@@ -83,6 +83,10 @@ def cmd_init(args, layout):
 
 def cmd_start(args, layout):
     if not layout.embedded and _systemd_running():
+        # The units' KillMode=process leaves a killed main process's children holding the
+        # ports, and every restart systemd tries then fails on them.
+        daemon.end_orphans(layout, daemon.MASTER)
+        daemon.end_orphans(layout, daemon.API)
         subprocess.run(["systemctl", "start", UNIT_NAME, API_UNIT_NAME], check=True)
         return daemon.start(layout, spawn=False)
     return daemon.start(layout)
@@ -90,7 +94,15 @@ def cmd_start(args, layout):
 
 def cmd_stop(args, layout):
     if not layout.embedded and _systemd_running():
-        subprocess.run(["systemctl", "stop", API_UNIT_NAME, UNIT_NAME], check=True)
+        # What daemon.stop does around the daemons, with systemd stopping the daemons:
+        # executors and salt-run processes are not in the units.
+        subprocess.run(["systemctl", "stop", API_UNIT_NAME], check=True)
+        daemon.interrupt_operations(layout)
+        daemon.end_runners(layout)
+        subprocess.run(["systemctl", "stop", UNIT_NAME], check=True)
+        daemon.end_orphans(layout, daemon.MASTER)
+        daemon.end_orphans(layout, daemon.API)
+        daemon.end_runners(layout, grace=0)
         return {"stopped": True}
     return {"stopped": daemon.stop(layout)}
 
