@@ -4,12 +4,13 @@ uniform way to refuse a request (non-zero exit from salt-run, the errors as data
 import logging
 import time
 
-from . import runner_args
+from . import runner_args, salt_noise
 from .errors import Refused
 from .layout import Layout
 from .store import Store
 
 log = logging.getLogger(__name__)
+salt_noise.quiet()
 
 # salt-run exits with a return dict's "retcode"; 2 marks a refused request (bad input).
 REFUSED = 2

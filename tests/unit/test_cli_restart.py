@@ -1,13 +1,15 @@
 """A REST user change restarts the controller only when no operation would be interrupted."""
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 
-from kubesalt.master import cli, daemon, layout as layout_mod
+from kubesalt.master import cli, config, daemon, layout as layout_mod, salt_noise
 from kubesalt.master.store import Store
 from tests.waiting import wait_for
 
@@ -126,3 +128,31 @@ def test_orphans_are_a_dead_daemons_processes_and_their_session(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_salt_client_noise_is_dropped_and_nothing_else():
+    salt_noise.quiet()
+    salt_noise.quiet()  # idempotent: one filter per logger
+    logger = logging.getLogger("salt.utils.event")
+    assert logger.filters.count(salt_noise._FILTER) == 1
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False  # not to Salt's handlers
+    try:
+        logger.warning("unclosed %s %r; call ``destroy()`` or use as a context manager",
+                       "MasterEvent", object())
+        logger.warning("Failed to fire args event")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    assert records == ["Failed to fire args event"]
+    generated = config.master_config(layout_mod.Layout.for_root(Path("/tmp/x")),
+                                     {"interface": "127.0.0.1", "publish_port": 1,
+                                      "ret_port": 2})
+    assert "log_level" not in generated and "log_granular_levels" not in generated
