@@ -122,11 +122,19 @@ def _write(path, data):
     os.replace(tmp, path)
 
 
+def make_private_dirs(layout):
+    """Directories only root may read. Salt's cachedir among them: its job cache keeps every
+    runner's arguments and return (a proxy password given to cluster.create, say) and its
+    minion data cache the nodes' pillar, in files Salt creates world-readable."""
+    for directory in (layout.state_dir, layout.kubesalt_pki, layout.installers_dir,
+                      layout.master_cachedir):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+
+
 def write(layout, settings):
     _write(layout.master_conf, master_config(layout, settings))
     _write(layout.kubesalt_conf, kubesalt_config(layout, settings))
     write_api(layout, settings)
-    for directory in (layout.state_dir, layout.kubesalt_pki, layout.installers_dir):
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
+    make_private_dirs(layout)
     layout.artifacts_dir.mkdir(parents=True, exist_ok=True)

@@ -284,6 +284,10 @@ def start(layout, spawn=True):
                   f"salt-master to answer on {settings['interface']}:{settings['ret_port']}")
     except ControllerError as exc:
         raise ControllerError(f"{exc}; see {layout.log_file}") from None
+    # With external_auth configured, the master adds o+x to its cachedir at start (for
+    # non-root `salt` CLI users' key files, which kubesalt has none of); below it are the job
+    # cache (every runner's arguments) and the minion data cache (pillar with cluster CAs).
+    config.make_private_dirs(layout)
     if api_enabled(layout):
         start_api(layout, settings, spawn)
     return status(layout)

@@ -53,6 +53,11 @@ class Layout:
         return self.root / "var" / "run" / "salt" / "master"
 
     @property
+    def master_cachedir(self):
+        """Salt's job cache: every runner call's arguments and return are kept below it."""
+        return self.root / "var" / "cache" / "salt" / "master"
+
+    @property
     def log_file(self):
         return self.root / "var" / "log" / "salt" / "master"
 
