@@ -183,7 +183,8 @@ def test_nesting_within_the_bound_reaches_the_checks(operator):
     body = '{"client": "runner", "fun": "cluster.create", "name": "deep", "labels": {"a": %s}}'
     resp = operator.post(data=body % _nested(30), headers={"Content-Type": "application/json"})
     assert resp.status_code == 400, resp.text
-    assert "labels.a: must be a string" in resp.json()["return"]
+    (refusal,) = resp.json()["return"]
+    assert refusal["errors"] == [{"field": "labels.a", "message": "must be a string"}]
 
 
 # --- batch size --------------------------------------------------------------------------
