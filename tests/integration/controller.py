@@ -2,11 +2,14 @@
 root on loopback, driven with the real `salt-run` and `salt-key` commands, and its REST API
 (salt-api over HTTPS) on a free port."""
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -23,6 +26,26 @@ def free_ports(count, host="127.0.0.1"):
     finally:
         for s in socks:
             s.close()
+
+
+@contextlib.contextmanager
+def running(prefix, users=(), root_mode=None):
+    """A started controller under a fresh short root (Salt's IPC socket paths must stay under
+    the 107-byte Unix limit), with API users (name, role, password); stopped and removed
+    after."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    if root_mode is not None:
+        os.chmod(root, root_mode)
+    controller = Controller(root)
+    try:
+        controller.init()
+        for name, role, password in users:
+            controller.add_user(name, role, password)
+        controller.start()
+        yield controller
+    finally:
+        controller.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class Controller:

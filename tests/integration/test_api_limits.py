@@ -9,17 +9,15 @@ import concurrent.futures
 import http.client
 import json
 import select
-import shutil
 import socket
 import ssl
-import tempfile
 import time
 
 import pytest
 import requests
 import requests.adapters
 
-from .controller import Controller
+from .controller import running
 
 pytestmark = pytest.mark.integration
 
@@ -30,17 +28,11 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def ctl():
-    root = tempfile.mkdtemp(prefix="ksl-")  # short: Salt's IPC socket paths are length-limited
-    controller = Controller(root)
-    controller.init()
-    controller.add_user(OPERATOR[0], "operator", OPERATOR[1])
-    controller.add_user(VIEWER[0], "viewer", VIEWER[1])
-    controller.start()
-    # The master may still be starting its workers: the first login can take ~20 s.
-    assert Client(controller).login(*VIEWER, timeout=90).status_code == 200
-    yield controller
-    controller.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running("ksl-", [(OPERATOR[0], "operator", OPERATOR[1]),
+                          (VIEWER[0], "viewer", VIEWER[1])]) as controller:
+        # The master may still be starting its workers: the first login can take ~20 s.
+        assert Client(controller).login(*VIEWER, timeout=90).status_code == 200
+        yield controller
 
 
 class _FromAddress(requests.adapters.HTTPAdapter):

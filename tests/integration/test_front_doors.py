@@ -3,14 +3,12 @@ calls runs through both front doors of one real controller, each refused for the
 non-zero / 400, and nothing is stored."""
 
 import json
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 import requests
 
-from .controller import BIN, Controller, _env
+from .controller import BIN, _env, running
 
 pytestmark = pytest.mark.integration
 
@@ -53,15 +51,9 @@ INVALID = [
 
 @pytest.fixture(scope="module")
 def ctl():
-    root = tempfile.mkdtemp(prefix="ksf-")
-    controller = Controller(root)
-    controller.init()
-    controller.add_user(OPERATOR[0], "operator", OPERATOR[1])
-    controller.start()
-    controller.run_ok("cluster.create", "keep")
-    yield controller
-    controller.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running("ksf-", [(OPERATOR[0], "operator", OPERATOR[1])]) as controller:
+        controller.run_ok("cluster.create", "keep")
+        yield controller
 
 
 @pytest.fixture(scope="module")

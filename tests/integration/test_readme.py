@@ -11,16 +11,14 @@ argument as printed was accepted); the rest must succeed.
 
 import re
 import shlex
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from kubesalt.master import artifacts, matrix
 
-from .controller import BIN, Controller, _env
+from .controller import BIN, _env, running
 
 pytestmark = pytest.mark.integration
 
@@ -61,13 +59,8 @@ def test_the_readme_shows_the_walkthrough():
 
 @pytest.fixture(scope="module")
 def ctl():
-    root = tempfile.mkdtemp(prefix="ksr-")
-    controller = Controller(root)
-    controller.init()
-    controller.start()
-    yield controller
-    controller.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running("ksm-") as controller:
+        yield controller
 
 
 def _artifact_source(root):

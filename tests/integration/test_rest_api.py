@@ -4,9 +4,7 @@ malformed bodies, and a property check of master/openapi.yaml that finds no serv
 
 import copy
 import os
-import shutil
 import stat
-import tempfile
 
 import pytest
 import requests
@@ -15,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 
 from kubesalt.master import api as api_model
 
-from .controller import Controller
+from .controller import running
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +23,9 @@ VIEWER = ("victor", "view-Secret-0815")
 
 @pytest.fixture(scope="module")
 def ctl():
-    root = tempfile.mkdtemp(prefix="ksa-")  # short: Salt's IPC socket paths are length-limited
-    controller = Controller(root)
-    controller.init()
-    controller.add_user(OPERATOR[0], "operator", OPERATOR[1])
-    controller.add_user(VIEWER[0], "viewer", VIEWER[1])
-    controller.start()
-    yield controller
-    controller.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running("ksa-", [(OPERATOR[0], "operator", OPERATOR[1]),
+                          (VIEWER[0], "viewer", VIEWER[1])]) as controller:
+        yield controller
 
 
 def _session(ctl):

@@ -4,14 +4,12 @@ keeps every runner call's arguments in files it creates world-readable."""
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 import requests
 
-from .controller import Controller
+from .controller import running
 
 pytestmark = pytest.mark.integration
 
@@ -21,15 +19,9 @@ VIEWER = ("vera", "view-Secret-42")
 
 @pytest.fixture(scope="module")
 def ctl():
-    root = tempfile.mkdtemp(prefix="kss-")
-    os.chmod(root, 0o755)  # as /srv/ks or / would be: only kubesalt's own modes protect it
-    controller = Controller(root)
-    controller.init()
-    controller.add_user(VIEWER[0], "viewer", VIEWER[1])
-    controller.start()
-    yield controller
-    controller.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    # root 0755 as /srv/ks or / would be: only kubesalt's own modes protect it
+    with running("kss-", [(VIEWER[0], "viewer", VIEWER[1])], root_mode=0o755) as controller:
+        yield controller
 
 
 def test_proxy_password_is_neither_shown_nor_readable_by_others(ctl):
