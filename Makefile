@@ -1,29 +1,41 @@
-# kubesalt: `make test` runs every test, `make demo` runs the main job end to end.
+# kubesalt: `make test` runs every test, `make demo` runs the main job end to end. Each installs
+# what it needs first (the lab's Debian packages when run as root, the venv, the lab's cached
+# base image); tools' own output goes to $(LOG), only what a person needs to read is printed.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+LOG ?= $(CURDIR)/.make.log
 PYTEST_ARGS ?=
+# On failure, show the end of the log instead of nothing.
+QUIET = >>$(LOG) 2>&1 || { tail -n 30 $(LOG); exit 1; }
 
-.PHONY: venv lint test test-unit test-integration test-lab demo lab-prepare clean
+.PHONY: venv lint test test-unit test-integration test-lab demo lab-packages lab-prepare clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $@
+	@echo "Building $(VENV) with kubesalt and salt==3008.3 (details in $(LOG))"
+	@$(PYTHON) -m venv $(VENV) $(QUIET)
+	@$(PY) -m pip install --upgrade pip setuptools wheel $(QUIET)
+	@$(PY) -m pip install -e '.[test]' $(QUIET)
+	@touch $@
 
 venv: $(VENV)/.installed
 
 lint: venv
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff check --target-version py38 minion_bootstrap
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff check --quiet --target-version py38 minion_bootstrap
 	find states master/reactor -name '*.sls' -print0 | xargs -0 -r $(VENV)/bin/salt-lint
 
-# The lab needs root, systemd-nspawn and debootstrap; its tests skip with the reason otherwise.
-lab-prepare: venv
-	$(PY) -m tests.lab prepare
+lab-packages:
+	@tests/lab/install-packages.sh $(LOG)
 
-test: lint
+# The lab needs root, systemd-nspawn and debootstrap; its tests skip with the reason otherwise.
+lab-prepare: venv lab-packages
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "Preparing the lab's cached base image (once, about a minute; details in $(LOG))"; \
+	  $(PY) -m tests.lab prepare $(QUIET); \
+	fi
+
+test: lint lab-prepare
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 test-unit: venv
@@ -32,11 +44,11 @@ test-unit: venv
 test-integration: venv
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-test-lab: venv
+test-lab: lab-prepare
 	$(PY) -m pytest -q tests/labtests $(PYTEST_ARGS)
 
 demo: lab-prepare
 	$(PY) -m tests.demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(LOG)
