@@ -109,7 +109,8 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None,
         "ret_port": int(layout_settings["ret_port"]),
         "https_port": int(layout_settings["https_port"]),
         "master_finger": pki.master_fingerprint(master_pub),
-        "ntp_server": layout_settings.get("ntp_server") or layout_settings["advertise"],
+        **({"ntp_server": layout_settings["ntp_server"]}
+           if layout_settings.get("ntp_server") else {}),
     }
     passphrase = credentials.generate_passphrase()
     sealed = credentials.seal(name, controller, ca.cert_pem, issued.cert_pem, issued.serial,

@@ -1,5 +1,6 @@
 """Builds `conjurer` as one self-contained executable file (a zipapp) for nodes that have only
-Python 3: the minion_bootstrap package and a __main__ that calls its CLI."""
+Python 3: the minion_bootstrap package and a __main__ that checks the Python version, then
+calls its CLI."""
 
 import io
 import os
@@ -9,7 +10,53 @@ from pathlib import Path
 from kubesalt import minion_bootstrap
 
 SHEBANG = b"#!/usr/bin/env python3\n"
-MAIN = "import sys\nfrom minion_bootstrap.cli import main\nsys.exit(main())\n"
+MIN_PYTHON = (3, 8)
+# The zipapp's first code runs on whatever `python3` a node has, so it is written for every
+# Python that might start it (2.7 and 3.x alike: no f-strings, nothing newer than %-format)
+# and checks the version before it imports the package, whose syntax needs 3.8: an older
+# Python would otherwise die on a SyntaxError deep inside the zip that says nothing useful.
+MAIN = """\
+import sys
+
+
+def _os_release():
+    values = {}
+    try:
+        with open("/etc/os-release") as handle:
+            for line in handle:
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip().strip('"')
+    except (IOError, OSError):
+        pass
+    return values
+
+
+def _install_hint(release):
+    family = (release.get("ID", "") + " " + release.get("ID_LIKE", "")).split()
+    major = release.get("VERSION_ID", "").split(".")[0]
+    if set(family) & set(["rhel", "centos", "fedora", "rocky", "almalinux"]):
+        if major == "8":
+            return ("On RHEL/CentOS 8: dnf install python38 (or python39), then run: "
+                    "python3.8 %s")
+        if major == "7":
+            return ("On RHEL/CentOS 7: yum install rh-python38 (Software Collections), then "
+                    "run: /opt/rh/rh-python38/root/usr/bin/python3.8 %s")
+    return ("Install Python 3.8 or newer from the operating system's packages, then run "
+            "conjurer with it: python3.X %s")
+
+
+if sys.version_info[:2] < MIN_PYTHON:
+    command = " ".join([sys.argv[0] or "./conjurer"] + sys.argv[1:])
+    sys.stderr.write("[-] conjurer needs Python %s or newer; this is %s (%s). %s\\n" % (
+        ".".join(str(part) for part in MIN_PYTHON),
+        ".".join(str(part) for part in sys.version_info[:3]), sys.executable or "python",
+        _install_hint(_os_release()) % command))
+    sys.exit(2)
+
+from minion_bootstrap.cli import main  # noqa: E402 - only once the version is known good
+
+sys.exit(main())
+""".replace("MIN_PYTHON", repr(MIN_PYTHON))
 
 
 def build(dest):

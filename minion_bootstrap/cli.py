@@ -5,25 +5,32 @@
     sudo ./conjurer ... -preflight     run the soft checks and print them as a table
 
 Flags take one dash or two. -t also runs the soft preflight checks during an install and prints
-their table (they never block); -m installs kubesalt's agent beside a customer's own
-salt-minion; -d removes kubesalt's agent (with -m: only ours, the customer's stays).
+their table (they never block) and how long each install step took; -m installs kubesalt's
+agent beside a customer's own salt-minion; -d removes kubesalt's agent (with -m: only ours, the
+customer's stays).
+
+Every failure is one line that says what to do about it: a failed exchange with the controller
+names the address and port it tried and what to check (DNS, firewall, --https-port, TLS), a
+refusal names the credentials to re-issue, a missing node-agent bundle the command that builds
+it.
 """
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import platform
-import socket
 import ssl
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from . import agent as agent_mod
-from . import credentials, identity, prechecks, preflight
+from . import credentials, identity, prechecks, preflight, probes
 from .checks import format_failures, format_table
 
 EXIT_OK = 0
@@ -34,6 +41,10 @@ EXIT_ENROLL = 5
 EXIT_REMOVE = 6
 
 ROOT = "/"
+MANIFEST_PATH = "/artifacts/agent/manifest.json"
+BUNDLE_DIR = "/artifacts/agent/"
+# Controller refusals that no change on the node fixes, only other credentials.
+_CREDENTIAL_REASONS = ("expired", "revoked", "wrong-cluster", "bad-signature", "untrusted")
 
 
 def parser():
@@ -93,56 +104,179 @@ def load_credentials(args):
     return credentials.open_credentials(text, passphrase, args.edge_name)
 
 
-def _https_get(creds, path, timeout=60):
-    controller = creds.controller
-    url = f"https://{controller['address']}:{controller['https_port']}{path}"
-    with urllib.request.urlopen(url, context=creds.ssl_context(), timeout=timeout) as resp:
-        return resp.read()
+class ControllerError(Exception):
+    """A failed exchange with the controller, in one line that says what to do about it."""
+
+
+def _where(creds):
+    return creds.controller["address"], int(creds.controller["https_port"])
+
+
+def _url(creds, path):
+    host, port = _where(creds)
+    return "https://%s:%d%s" % ("[%s]" % host if ":" in host else host, port, path)
+
+
+def _network_error(creds, exc, timeout):
+    host, port = _where(creds)
+    message, fix = probes.describe_network_error(exc, host, port, timeout)
+    return ControllerError("%s; %s" % (message, fix))
+
+
+def _credentials_refused(creds, detail):
+    return ControllerError(
+        f"the controller refused these credentials ({detail}): they were revoked or replaced, "
+        "have expired, or belong to another cluster or controller; download new ones on the "
+        f"controller with salt-run cluster.installer {creds.cluster} dest=DIR and copy them "
+        "to this node")
+
+
+def _error_text(raw, fallback):
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        return fallback
+    return str(answer.get("error") or fallback) if isinstance(answer, dict) else fallback
+
+
+def _http_error(creds, exc, path):
+    host, port = _where(creds)
+    try:
+        error = _error_text(exc.read(), exc.reason)
+    except (OSError, http.client.HTTPException):
+        error = exc.reason
+    if exc.code in (401, 403):
+        return _credentials_refused(creds, f"HTTP {exc.code} for {path}: {error}")
+    if exc.code >= 500:
+        return ControllerError(f"the controller at {host}:{port} failed to answer {path} "
+                               f"(HTTP {exc.code}: {error}); its salt-master log has the "
+                               "details")
+    return ControllerError(f"the controller at {host}:{port} answered {path} with HTTP "
+                           f"{exc.code} ({error})")
+
+
+def _https_get(creds, path, timeout=60, not_found=None):
+    """The body at `path`; any failure is a ControllerError, a 404 says `not_found`."""
+    try:
+        with urllib.request.urlopen(_url(creds, path),  # noqa: S310 - https only
+                                    context=creds.ssl_context(), timeout=timeout) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404 and not_found:
+            raise ControllerError(not_found) from None
+        raise _http_error(creds, exc, path) from None
+    except (OSError, http.client.HTTPException) as exc:  # URLError, socket and TLS errors
+        raise _network_error(creds, exc, timeout) from None
 
 
 def _https_post(creds, path, payload, timeout=60):
-    controller = creds.controller
-    url = f"https://{controller['address']}:{controller['https_port']}{path}"
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+    """(status, answer): the controller's refusals are answers, not errors; failing to
+    get an answer at all is a ControllerError."""
+    request = urllib.request.Request(_url(creds, path),  # noqa: S310 - https only
+                                     data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, context=creds.ssl_context(),  # noqa: S310 - https only
                                     timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read())
+            status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         try:
-            return exc.code, json.loads(exc.read())
-        except ValueError:
-            return exc.code, {"error": exc.reason}
+            status, raw = exc.code, exc.read()
+        except (OSError, http.client.HTTPException):
+            status, raw = exc.code, b""
+    except (OSError, http.client.HTTPException) as exc:
+        raise _network_error(creds, exc, timeout) from None
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        if status == 200:
+            host, port = _where(creds)
+            raise ControllerError(f"the answer of {host}:{port} to {path} is not the "
+                                  "controller's (not JSON); check that the address and "
+                                  "--https-port in the credentials are the controller's")
+        answer = {"error": f"HTTP {status}"}
+    return status, answer
 
 
-def _choose_bundle(manifest):
-    tag = "cp%d%d" % sys.version_info[:2]
-    arch = platform.machine()
-    for bundle in manifest.get("bundles", []):
-        if bundle["python"] == tag and bundle["arch"] == arch:
+def _refusal(creds, status, answer):
+    """The controller's reason for refusing, with the fix when it does not name one."""
+    error = str(answer.get("error") or f"the controller answered HTTP {status}")
+    reason = answer.get("reason")
+    if "cluster.installer" in error:
+        return error
+    if reason in _CREDENTIAL_REASONS or (status in (401, 403) and not reason):
+        return (f"{error}; download new credentials on the controller with salt-run "
+                f"cluster.installer {creds.cluster} dest=DIR and copy them to this node")
+    return error
+
+
+def _python_of(tag):
+    """cp311 -> 3.11"""
+    return f"{tag[2]}.{tag[3:]}" if tag.startswith("cp") and len(tag) > 3 else tag
+
+
+def _choose_bundle(manifest, source):
+    version = "%d.%d" % sys.version_info[:2]
+    tag, arch = "cp%d%d" % sys.version_info[:2], platform.machine()
+    bundles = manifest.get("bundles", []) if isinstance(manifest, dict) else []
+    bundles = [b for b in bundles if isinstance(b, dict)]
+    for bundle in bundles:
+        if bundle.get("python") == tag and bundle.get("arch") == arch and bundle.get("file") \
+                and bundle.get("sha256"):
             return bundle
-    have = ", ".join(f"{b['python']}/{b['arch']}" for b in manifest.get("bundles", []))
+    have = ", ".join(f"Python {_python_of(str(b.get('python')))} on {b.get('arch')}"
+                     for b in bundles)
+    if bundles and not any(b.get("arch") == arch for b in bundles):
+        have += f" (none for {arch})"
+    hint = ""
+    others = sorted({_python_of(str(b.get("python"))) for b in bundles
+                     if b.get("arch") == arch and b.get("python") != tag})
+    if others:
+        hint = (", or run conjurer with a Python it has a bundle for: "
+                + " or ".join(f"python{v} ./conjurer ..." for v in others))
     raise agent_mod.AgentError(
-        f"the controller has no node-agent bundle for {tag}/{arch} (it has: {have or 'none'}); "
-        "build one on the controller with kubesalt-controller agent-bundle")
+        f"{source} has no node-agent bundle for this node: Python {version} ({tag}) on "
+        f"{arch}; it has: {have or 'none'}. Build one on the controller with "
+        f"`kubesalt-controller agent-bundle --python {version}`{hint}")
 
 
 def fetch_bundle(creds, args, workdir):
     """Returns (path, sha256) of the node-agent bundle to install."""
     if args.agent_bundle:
         directory = os.path.dirname(os.path.abspath(args.agent_bundle))
-        with open(os.path.join(directory, "manifest.json"), encoding="utf-8") as handle:
-            manifest = json.load(handle)
-        bundle = _choose_bundle(manifest)
+        manifest_file = os.path.join(directory, "manifest.json")
+        try:
+            with open(manifest_file, encoding="utf-8") as handle:
+                manifest = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise agent_mod.AgentError(
+                f"cannot read {manifest_file} ({getattr(exc, 'strerror', None) or exc}): "
+                "-agent-bundle needs the controller's manifest.json (from its "
+                "artifacts/agent/ directory) beside the bundle") from None
+        bundle = _choose_bundle(manifest, manifest_file)
         if bundle["file"] != os.path.basename(args.agent_bundle):
             raise agent_mod.AgentError(f"{args.agent_bundle} is not the bundle for this node "
                                        f"({bundle['file']})")
         return args.agent_bundle, bundle["sha256"]
-    manifest = json.loads(_https_get(creds, "/artifacts/agent/manifest.json"))
-    bundle = _choose_bundle(manifest)
-    path = os.path.join(workdir, bundle["file"])
-    data = _https_get(creds, "/artifacts/agent/" + bundle["file"], timeout=300)
+    host, port = _where(creds)
+    raw = _https_get(creds, MANIFEST_PATH, not_found=(
+        f"the controller at {host}:{port} has no node-agent software yet ({MANIFEST_PATH} "
+        "is missing): run `kubesalt-controller agent-bundle` on the controller (or "
+        "`kubesalt-controller start`, which builds it), then run conjurer again"))
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        raise ControllerError(f"the controller's {MANIFEST_PATH} is not JSON; rebuild it on the "
+                              "controller with `kubesalt-controller agent-bundle`") from None
+    bundle = _choose_bundle(manifest, f"the controller at {host}:{port}")
+    path = os.path.join(workdir, os.path.basename(bundle["file"]))
+    data = _https_get(creds, BUNDLE_DIR + urllib.parse.quote(bundle["file"]), timeout=300,
+                      not_found=(f"the controller's manifest lists {bundle['file']} but the "
+                                 "controller does not have that file; rebuild it on the "
+                                 "controller with `kubesalt-controller agent-bundle --python "
+                                 "%d.%d`" % sys.version_info[:2]))
     if hashlib.sha256(data).hexdigest() != bundle["sha256"]:
         raise agent_mod.AgentError("the downloaded node-agent bundle does not match its "
                                    "checksum; try again, or check the controller's artifacts")
@@ -157,7 +291,7 @@ def enroll(creds, node_id, minion_pub):
                "installer_cert": creds.installer_cert_pem, "minion_pub": minion_pub}
     status, answer = _https_post(creds, "/v1/enroll", payload)
     if status != 200:
-        raise EnrollError(answer.get("error") or f"the controller answered {status}")
+        raise EnrollError(_refusal(creds, status, answer))
     return answer
 
 
@@ -169,7 +303,7 @@ def check_installer(creds, node_id):
                "installer_cert": creds.installer_cert_pem}
     status, answer = _https_post(creds, "/v1/installer/check", payload)
     if status != 200:
-        raise EnrollError(answer.get("error") or f"the controller answered {status}")
+        raise EnrollError(_refusal(creds, status, answer))
     return answer
 
 
@@ -184,10 +318,12 @@ def check_context(args, creds, node):
         publish_port=int(creds.controller["publish_port"]),
         ret_port=int(creds.controller["ret_port"]),
         https_port=int(creds.controller["https_port"]),
-        ntp_server=creds.controller.get("ntp_server") or creds.controller["address"],
+        # Absent (or null) unless the controller was initialised with --ntp-server.
+        ntp_server=creds.controller.get("ntp_server") or None,
         node_id=node.name,
         cluster=creds.cluster,
         allow_existing_minion=args.multi_minion,
+        ca_cert_pem=creds.ca_cert_pem,
     )
 
 
@@ -205,6 +341,25 @@ def remove(args, agent):
     return EXIT_OK
 
 
+class Steps:
+    """Prints each install step as it starts; with `timed` (-t) also how long it took."""
+
+    def __init__(self, timed):
+        self.timed = timed
+        self._current = None
+
+    def start(self, number, text):
+        self.done()
+        say(f"Step {number}. {text}")
+        self._current = (number, time.monotonic())
+
+    def done(self):
+        if self._current is not None and self.timed:
+            number, started = self._current
+            say(f"Step {number} took {time.monotonic() - started:.1f} s")
+        self._current = None
+
+
 def install(args, creds, node, agent):
     say("Initiating edge node install")
     ctx = check_context(args, creds, node)
@@ -216,27 +371,36 @@ def install(args, creds, node, agent):
                     EXIT_PRECHECK)
     try:
         check_installer(creds, node.name)
-    except (EnrollError, OSError) as exc:
+    except EnrollError as exc:
         return fail(f"the controller refused these credentials: {exc}; nothing on this node "
                     "was changed", EXIT_ENROLL)
+    except ControllerError as exc:
+        return fail(f"cannot ask the controller whether these credentials may enroll: {exc}; "
+                    "nothing on this node was changed", EXIT_ENROLL)
     if args.preflight_report:
         print(format_table(preflight.run(ctx)), flush=True)
     say("Provisioning node")
+    steps = Steps(args.preflight_report)
     with tempfile.TemporaryDirectory(prefix="conjurer-") as workdir:
-        say("Step 1. Installing node-agent")
-        bundle, sha256 = fetch_bundle(creds, args, workdir)
+        steps.start(1, "Installing node-agent")
+        try:
+            bundle, sha256 = fetch_bundle(creds, args, workdir)
+        except (ControllerError, agent_mod.AgentError) as exc:
+            return fail(f"install failed: {exc}; nothing on this node was changed",
+                        EXIT_INSTALL)
         agent.install_software(bundle, sha256)
-    say(f"Step 2. Setting hostname to {node.hostname}")
+    steps.start(2, f"Setting hostname to {node.hostname}")
     identity.set_hostname(node.hostname, root=ROOT, run=agent.run)
-    say("Step 3. Installing credentials on node")
+    steps.start(3, "Installing credentials on node")
     minion_pub = agent.generate_keys()
     agent.write_ca(creds.ca_cert_pem)
     answer = enroll(creds, node.name, minion_pub)
     agent.write_enrollment(node.name, creds.cluster, creds.controller, creds.serial)
-    say("Step 4. Configuring node-agent")
+    steps.start(4, "Configuring node-agent")
     agent.configure(node.name, creds.cluster, creds.controller)
-    say("Step 5. Starting node-agent")
+    steps.start(5, "Starting node-agent")
     agent.start()
+    steps.done()
     say(f"Successfully provisioned node {node.name} ({answer.get('status', 'DISCOVERED')})")
     return EXIT_OK
 
@@ -268,8 +432,7 @@ def main(argv=None):
         return install(args, creds, node, agent)
     except EnrollError as exc:
         return fail(f"the controller refused this node: {exc}", EXIT_ENROLL)
-    except (agent_mod.AgentError, OSError, ssl.SSLError, urllib.error.URLError,
-            socket.timeout) as exc:
+    except (ControllerError, agent_mod.AgentError, OSError, ssl.SSLError) as exc:
         return fail(f"install failed: {exc}", EXIT_INSTALL)
 
 

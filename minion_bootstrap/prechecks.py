@@ -4,14 +4,16 @@ Each check is a function of the context (a filesystem root, the controller's coo
 the probes) returning one result or a list, named, with a message and how to fix it.
 """
 
+import http.client
 import ipaddress
 import json
 import os
 import re
+import time
 
 from . import identity, supported_os
-from .checks import fail, ok, run as run_checks
-from .probes import SystemProbes
+from .checks import fail, ok, run as run_checks, warn
+from .probes import SystemProbes, describe_network_error
 
 MAX_SKEW_SECONDS = 30
 ENROLLMENT_MARKER = "/opt/kubesalt/enrollment.json"
@@ -22,13 +24,15 @@ class Context:
     def __init__(self, root="/", controller_address="", publish_port=4505, ret_port=4506,
                  https_port=4507, ntp_server=None, node_id=None, cluster=None,
                  allow_existing_minion=False, probes=None, max_skew=MAX_SKEW_SECONDS,
-                 roles=()):
+                 roles=(), ca_cert_pem=None):
         self.root = root
         self.controller_address = controller_address
         self.publish_port = publish_port
         self.ret_port = ret_port
         self.https_port = https_port
-        self.ntp_server = ntp_server or controller_address
+        # None: no NTP server was configured, so the time check asks the controller's clock.
+        self.ntp_server = ntp_server or None
+        self.ca_cert_pem = ca_cert_pem
         self.node_id = node_id
         self.cluster = cluster
         self.allow_existing_minion = allow_existing_minion
@@ -84,21 +88,88 @@ def check_controller(ctx):
     return results
 
 
-def check_time(ctx):
+def _duration(seconds):
+    seconds = abs(seconds)
+    if seconds < 120:
+        return "%.1f s" % seconds
+    if seconds < 7200:
+        return "%.0f s (%.1f min)" % (seconds, seconds / 60)
+    if seconds < 2 * 86400:
+        return "%.0f s (%.1f h)" % (seconds, seconds / 3600)
+    return "%.0f s (%.1f days)" % (seconds, seconds / 86400)
+
+
+def _utc_text(moment):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(moment))
+
+
+def _skew_result(ctx, offset, uncertainty, reference, what, fix):
+    """`offset` is the reference clock minus this node's. A reading only good to
+    `uncertainty` refuses only a clock that is off by more than the limit even at the
+    favourable end of it."""
+    direction = "behind" if offset > 0 else "ahead of"
+    if abs(offset) < 0.05:
+        direction = "off"
+    if abs(offset) - uncertainty > ctx.max_skew:
+        return fail("time-skew", "this node's clock is %s %s %s; at most %d s is allowed"
+                    % (_duration(offset), direction, what, ctx.max_skew), fix)
+    return ok("time-skew", "%s %s %s" % (_duration(offset), direction, what))
+
+
+def _set_clock_fix(reference, sync_hint):
+    return ("%s; then step the clock now: chronyc makestep (chrony) or restart "
+            "systemd-timesyncd, or set it by hand: date -u -s '%s' (the reference's UTC time "
+            "when checked)" % (sync_hint, _utc_text(reference)))
+
+
+def _against_controller(ctx):
+    where = "%s:%s" % (ctx.controller_address, ctx.https_port)
     try:
-        offset = ctx.probes.ntp_offset(ctx.ntp_server)
+        reading = ctx.probes.controller_clock(ctx.controller_address, ctx.https_port,
+                                              ctx.ca_cert_pem)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        message, fix = describe_network_error(exc, ctx.controller_address, ctx.https_port)
+        return fail("time-skew", "cannot read the controller's clock: " + message, fix)
+    what = ("the controller's clock (the Date of its HTTPS answer from %s, good to %.1f s)"
+            % (where, reading.uncertainty))
+    fix = _set_clock_fix(reading.reference,
+                         "keep this node's clock synchronised: timedatectl set-ntp true "
+                         "(systemd-timesyncd or chrony with the site's NTP servers)")
+    return _skew_result(ctx, reading.offset, reading.uncertainty, reading.reference, what, fix)
+
+
+def check_time(ctx):
+    """With an NTP server configured (kubesalt-controller init --ntp-server) the node must reach
+    it and agree with it. Without one, the node must agree with the controller's clock, which is
+    what enrollment is checked against anyway; it is read over the credentials' pinned TLS, so
+    the network cannot fake it.
+
+    Credentials issued before NTP became optional name the controller's own address as the NTP
+    server. When that answers it is checked as configured; when it does not, the controller
+    most likely never served NTP, so its clock is compared instead of refusing the node."""
+    if not ctx.ntp_server:
+        return [_against_controller(ctx)]
+    server = ctx.ntp_server
+    try:
+        offset = ctx.probes.ntp_offset(server)
     except (OSError, ValueError) as exc:
-        return [fail("ntp", "NTP server %s does not answer (%s)" % (ctx.ntp_server, exc),
-                     "allow UDP 123 to %s, or fix its NTP service" % ctx.ntp_server)]
-    results = [ok("ntp", "NTP server %s answers" % ctx.ntp_server)]
-    if abs(offset) > ctx.max_skew:
-        results.append(fail("time-skew", "this clock is %.1f s off %s (at most %d s allowed)"
-                            % (offset, ctx.ntp_server, ctx.max_skew),
-                            "synchronise the clock (chrony/systemd-timesyncd) with %s"
-                            % ctx.ntp_server))
-    else:
-        results.append(ok("time-skew", "%.1f s off %s" % (offset, ctx.ntp_server)))
-    return results
+        if server == ctx.controller_address:
+            return [warn("ntp", "NTP server %s (the controller's own address, named by "
+                                "credentials from an earlier kubesalt) does not answer (%s); "
+                                "compared with the controller's clock instead" % (server, exc),
+                         "nothing to do; new credentials (cluster.installer) name an NTP "
+                         "server only when the controller has one (init --ntp-server)"),
+                    _against_controller(ctx)]
+        return [fail("ntp", "NTP server %s does not answer (%s)" % (server, exc),
+                     "allow UDP 123 from this node to %s, or fix its NTP service; the "
+                     "controller was initialised with --ntp-server %s" % (server, server))]
+    reference = time.time() + offset
+    fix = _set_clock_fix(reference, "synchronise this node with %s: timedatectl set-ntp true "
+                                    "with NTP=%s in /etc/systemd/timesyncd.conf, or `server "
+                                    "%s iburst` in chrony's configuration"
+                         % (server, server, server))
+    return [ok("ntp", "NTP server %s answers" % server),
+            _skew_result(ctx, offset, 0.0, reference, "NTP server %s" % server, fix)]
 
 
 def check_previous_kubernetes(ctx):

@@ -109,6 +109,20 @@ def check_search_domains(ctx):
     return ok("dns-search", "no wildcard search domains")
 
 
+def check_time_sync(ctx):
+    """Whether this node keeps its own clock right. The hard time check only says the clock
+    is right now; a node that does not synchronise drifts out of the window later."""
+    state, source = ctx.probes.time_sync()
+    if state == "yes":
+        return ok("time-sync", "synchronised (%s)" % source)
+    if state == "no":
+        return warn("time-sync", "this node's clock is not synchronised (%s)" % source,
+                    "timedatectl set-ntp true, or install and start chrony, with the site's "
+                    "NTP servers")
+    return warn("time-sync", "unknown: neither timedatectl nor chronyc answers",
+                "install chrony (or systemd-timesyncd) so the clock stays right")
+
+
 def check_arch(ctx):
     arch = ctx.probes.arch()
     if arch in ("x86_64", "amd64"):
@@ -121,7 +135,8 @@ def check_arch(ctx):
 
 
 CHECKS = (check_cpus, check_memory, check_disk, check_swap, check_ports, check_modules,
-          check_sysctls, check_runtime, check_raw_disk, check_search_domains, check_arch)
+          check_sysctls, check_runtime, check_raw_disk, check_search_domains, check_arch,
+          check_time_sync)
 
 
 def run(ctx):
