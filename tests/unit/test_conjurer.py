@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,140 @@ def test_zipapp_runs_with_only_the_standard_library(tmp_path):
                               text=True, timeout=60)
         assert proc.returncode == 0, (python, proc.stderr)
         assert "-edge-name" in proc.stdout
+
+
+def _old_interpreters():
+    """Real Pythons older than 3.8 on this machine (pyenv), if any."""
+    found = []
+    for pattern in ("2.7*/bin/python2.7", "3.6*/bin/python3.6", "3.7*/bin/python3.7"):
+        found += [str(p) for p in Path("/root/.pyenv/versions").glob(pattern)]
+    return found
+
+
+@pytest.mark.parametrize("python", _old_interpreters() or [
+    pytest.param(None, marks=pytest.mark.skip(reason="no Python older than 3.8 installed"))])
+def test_zipapp_on_a_too_old_python_says_so(tmp_path, python):
+    """The real zipapp on a real old interpreter: its __main__ must parse and run there."""
+    target = conjurer_zipapp.build(tmp_path / "conjurer")
+    proc = subprocess.run([python, str(target), "-edge-name=edge1"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    version = subprocess.run([python, "-c", "import sys; print('.'.join(map(str, "
+                                            "sys.version_info[:3])))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"[-] conjurer needs Python 3.8 or newer; this is {version} "
+                           f"({python}).")
+    assert line.endswith(f"{target} -edge-name=edge1")
+
+
+FAKE_OLD_PYTHON = """
+import io, sys
+sys.version_info = (3, 6, 8, "final", 0)
+sys.executable = "/usr/bin/python3"
+sys.argv = ["./conjurer", "-edge-name=edge1", "-creds-file=edge1.pem"]
+os_release = sys.stdin.read()
+
+def fake_open(path, *args, **kwargs):
+    if path == "/etc/os-release":
+        return io.StringIO(os_release)
+    return open(path, *args, **kwargs)
+
+exec(compile(MAIN, "__main__.py", "exec"), {"__name__": "__main__", "open": fake_open})
+"""
+
+
+@pytest.mark.parametrize("os_release,hint", [
+    ('ID="rhel"\nID_LIKE="fedora"\nVERSION_ID="8.9"\n',
+     "On RHEL/CentOS 8: dnf install python38 (or python39), then run: python3.8 ./conjurer "
+     "-edge-name=edge1 -creds-file=edge1.pem"),
+    ('ID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"\n',
+     "On RHEL/CentOS 7: yum install rh-python38 (Software Collections), then run: "
+     "/opt/rh/rh-python38/root/usr/bin/python3.8 ./conjurer -edge-name=edge1"),
+    ("ID=debian\nVERSION_ID=10\n",
+     "Install Python 3.8 or newer from the operating system's packages, then run conjurer "
+     "with it: python3.X ./conjurer -edge-name=edge1"),
+    ("", "Install Python 3.8 or newer"),
+])
+def test_zipapp_main_explains_the_fix_per_distribution(os_release, hint):
+    """The zipapp's __main__ text, run with a faked sys.version_info and /etc/os-release: this
+    checks the message and the hints; that the text runs on a real old Python is the test
+    above."""
+    code = f"MAIN = {conjurer_zipapp.MAIN!r}\n" + FAKE_OLD_PYTHON
+    proc = subprocess.run([sys.executable, "-I", "-c", code], input=os_release,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("[-] conjurer needs Python 3.8 or newer; this is 3.6.8 "
+                           "(/usr/bin/python3). ")
+    assert hint in line
+    assert "Traceback" not in proc.stderr
+
+
+def test_zipapp_main_goes_on_to_the_cli_on_a_new_python():
+    code = f"MAIN = {conjurer_zipapp.MAIN!r}\n" + (
+        "import sys\nsys.argv = ['conjurer', '--help']\n"
+        "exec(compile(MAIN, '__main__.py', 'exec'), {'__name__': '__main__'})\n")
+    # minion_bootstrap importable by that name, as it is inside the zipapp
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(Path(cli.__file__).parents[1])))
+    assert proc.returncode == 0, proc.stderr
+    assert "-edge-name" in proc.stdout
+
+
+# ---- step lines, and their timing with -t -------------------------------------------------------
+
+SEED_STEPS = [
+    "[+] Initiating edge node install",
+    "[+] Provisioning node",
+    "[+] Step 1. Installing node-agent",
+    "[+] Step 2. Setting hostname to node-abcd1234-10-77-0-11-edge1",
+    "[+] Step 3. Installing credentials on node",
+    "[+] Step 4. Configuring node-agent",
+    "[+] Step 5. Starting node-agent",
+    "[+] Successfully provisioned node node-abcd1234-10-77-0-11-edge1 (DISCOVERED)",
+]
+
+
+class _Creds:
+    cluster, serial, ca_cert_pem = "edge1", "s1", "CA"
+    controller = dict(CONTROLLER)
+
+
+def _install(monkeypatch, capsys, timed):
+    from kubesalt.minion_bootstrap import checks, preflight, prechecks
+    node = identity.NodeIdentity("abcd1234", "10.77.0.11", "node-abcd1234-10-77-0-11-edge1",
+                                 "node-abcd1234-10-77-0-11-edge1")
+    monkeypatch.setattr(prechecks, "run", lambda ctx: [])
+    monkeypatch.setattr(preflight, "run", lambda ctx: [checks.ok("cpus", "4 CPUs")])
+    monkeypatch.setattr(cli, "check_installer", lambda creds, name: {"ok": True})
+    monkeypatch.setattr(cli, "fetch_bundle", lambda creds, args, workdir: ("b.tgz", "00"))
+    monkeypatch.setattr(cli, "enroll", lambda creds, name, pub: {"status": "DISCOVERED"})
+    monkeypatch.setattr(identity, "set_hostname", lambda name, root, run: None)
+    node_agent = agent.Agent(run=lambda argv, **kw: subprocess.CompletedProcess(argv, 0, "", ""))
+    for name in ("install_software", "write_ca", "write_enrollment", "configure", "start"):
+        monkeypatch.setattr(node_agent, name, lambda *args, **kwargs: None)
+    monkeypatch.setattr(node_agent, "generate_keys", lambda: "PUB")
+    args = cli.parser().parse_args(["-edge-name=edge1"] + (["-t"] if timed else []))
+    assert cli.install(args, _Creds(), node, node_agent) == cli.EXIT_OK
+    return capsys.readouterr().out.splitlines()
+
+
+def test_without_t_the_step_lines_are_the_seeds(monkeypatch, capsys):
+    assert _install(monkeypatch, capsys, timed=False) == SEED_STEPS
+
+
+def test_t_adds_how_long_each_step_took(monkeypatch, capsys):
+    lines = _install(monkeypatch, capsys, timed=True)
+    timings = [line for line in lines if " took " in line]
+    assert [line.split(" took ")[0] for line in timings] == [f"[+] Step {n}"
+                                                             for n in range(1, 6)]
+    assert all(re.fullmatch(r"\[\+\] Step \d took \d+\.\d s", line) for line in timings)
+    # each timing follows its own step, before the next one starts
+    for number in range(1, 6):
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"[+] Step {number}."))
+        assert lines[start + 1] == timings[number - 1]
+    # and the rest is the seed's lines plus the preflight table
+    assert [line for line in lines if line in SEED_STEPS] == SEED_STEPS
+    assert any(line.startswith("CHECK") for line in lines)
