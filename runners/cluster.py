@@ -137,12 +137,16 @@ def status(name, history=False):
     history=True every operation."""
     store = runner_support.store(__opts__)
     try:
-        record = store.get_cluster(name)
+        store.get_cluster(name)
     except NotFound:
         raise Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list") \
             from None
     store.reap_operations(name, process_alive)
     ops = [operations.status_view(op) for op in store.operations(name)]
+    # The cluster's state is read after its operations: an executor sets it before it records
+    # the operation done, so a finished operation is never shown beside its busy state (read
+    # first, the state could be RESETTING while the operation read a moment later was done).
+    record = store.get_cluster(name)
     result = {"cluster": name, "state": record["state"]}
     if history:
         result["operations"] = ops
