@@ -347,8 +347,17 @@ class Store:
                   json.dumps(st["nodes"]), st["skip"] or None) for i, st in enumerate(stages)])
 
     def _interrupt(self, conn, op_id, now, reason=INTERRUPTED):
-        conn.execute("UPDATE operation_stages SET state='failed', finished_at=?, error=? "
-                     "WHERE operation=? AND state='running'", (now, reason, op_id))
+        running = conn.execute("SELECT position FROM operation_stages WHERE operation=? AND "
+                               "state='running'", (op_id,)).fetchall()
+        if not running:
+            # stopped between two stages: the one that was about to start is where a rerun
+            # resumes, so it carries the interruption
+            running = conn.execute("SELECT position FROM operation_stages WHERE operation=? "
+                                   "AND state='pending' ORDER BY position LIMIT 1",
+                                   (op_id,)).fetchall()
+        conn.executemany("UPDATE operation_stages SET state='failed', finished_at=?, error=? "
+                         "WHERE operation=? AND position=?",
+                         [(now, reason, op_id, r["position"]) for r in running])
         failed = conn.execute("SELECT name FROM operation_stages WHERE operation=? AND "
                               "state='failed' ORDER BY position", (op_id,)).fetchone()
         conn.execute("UPDATE operations SET state='failed', finished_at=?, error=?, "

@@ -123,6 +123,20 @@ def test_controller_stop_interrupts_the_running_operation_at_its_stage(tmp_path)
     assert killed == [4242]
 
 
+def test_a_stop_between_two_stages_fails_the_next_one(tmp_path):
+    # the orchestration records a stage's end and the next one's start in two steps; a stop
+    # in between must still name where a rerun resumes
+    store = make_store(tmp_path)
+    store.start_operation("op-1", 4242)
+    store.stage_started("op-1", "etcd")
+    store.stage_finished("op-1", "etcd", True)
+    operations.interrupt_running(store, lambda pid: False, lambda pid: None)
+    op = store.operation("op-1")
+    assert (op["state"], op["failed_stage"]) == ("failed", "ready")
+    assert [s["state"] for s in op["stages"]] == ["done", "failed"]
+    assert "controller stopped" in op["stages"][1]["error"]
+
+
 def test_a_failed_command_reports_its_stderr():
     states = {"cmd_|-Upgrade_|-kubeadm upgrade node_|-run": {
         "result": False, "__run_num__": 0, "__id__": "Upgrade",
