@@ -12,8 +12,11 @@ Standard library only: this runs from the conjurer zipapp on a bare node.
 import hashlib
 import json
 import os
+import platform
+import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 
@@ -29,6 +32,10 @@ ENROLLMENT = HOME + "/enrollment.json"
 UNIT_NAME = "kubesalt-minion.service"
 UNIT_PATH = "/etc/systemd/system/" + UNIT_NAME
 BUNDLE_STAMP = HOME + "/bundle.sha256"
+# The first member of a node-agent bundle: what it holds and for which Python and machine.
+BUNDLE_INFO = "kubesalt-agent.json"
+BUNDLE_FORMAT = 2
+BUNDLE_SITE = "site-packages/"
 
 UNIT = """\
 # kubesalt's node agent (a salt-minion under /opt/kubesalt); installed by conjurer.
@@ -91,6 +98,7 @@ class Agent:
         self.root = root
         self.python = python
         self._run = run or _run
+        self._interpreter = None
 
     def path(self, absolute):
         return os.path.join(self.root, absolute.lstrip("/"))
@@ -118,37 +126,90 @@ class Agent:
     # ---- install ---------------------------------------------------------------------------
 
     def install_software(self, bundle_path, sha256):
-        """Unpack the wheelhouse and install Salt into our own venv; skipped when the same
-        bundle is already installed."""
+        """Install the agent software from a node-agent bundle (format 2, see
+        kubesalt.master.agent_bundle): Salt and its dependencies already installed and
+        byte-compiled, unpacked into a venv of our own. Nothing is built or resolved here.
+        Skipped when the same bundle is already installed; an earlier install stays in place
+        until the new one is complete."""
         stamp = self.path(BUNDLE_STAMP)
-        if os.path.exists(stamp) and open(stamp).read().strip() == sha256 \
+        if os.path.exists(stamp) and _read(stamp).strip() == sha256 \
                 and os.path.exists(self.path(VENV + "/bin/salt-minion")):
             return False
         if sha256_file(bundle_path) != sha256:
             raise AgentError(f"{bundle_path} does not match its checksum; not installing it")
-        wheels = self.path(WHEELS)
-        shutil.rmtree(wheels, ignore_errors=True)
-        os.makedirs(wheels, mode=0o755)
-        with tarfile.open(bundle_path, "r:gz") as tar:
-            for member in tar.getmembers():
-                name = os.path.basename(member.name)
-                if not member.isfile() or not name.endswith(".whl"):
-                    continue
-                source = tar.extractfile(member)
-                with open(os.path.join(wheels, name), "wb") as out:
-                    shutil.copyfileobj(source, out)
-        salt_wheels = [w for w in os.listdir(wheels) if w.lower().startswith("salt-")]
-        if not salt_wheels:
-            raise AgentError("the agent bundle has no salt wheel")
-        self.run([self.python, "-m", "venv", self.path(VENV)])
-        # --no-compile: byte-compiling all of Salt takes most of the install on a small
-        # node; the minion compiles only the modules it imports, once, on first start.
-        self.run([self.path(VENV + "/bin/python"), "-m", "pip", "install", "--quiet",
-                  "--no-compile", "--no-index", "--find-links", wheels,
-                  os.path.join(wheels, salt_wheels[0])])
-        with open(stamp, "w") as handle:
-            handle.write(sha256 + "\n")
+        venv = self.path(VENV)
+        staged, retired = venv + ".new", venv + ".old"
+        for leftover in (staged, retired):
+            shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            info = unpack_bundle(bundle_path, staged, self._check_target)
+            self._make_venv(staged)
+            self._write_launchers(staged, info["scripts"])
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        if os.path.exists(venv):
+            os.rename(venv, retired)
+        os.rename(staged, venv)
+        shutil.rmtree(retired, ignore_errors=True)
+        # what a format-1 install (wheels for pip) left
+        shutil.rmtree(self.path(WHEELS), ignore_errors=True)
+        _write(stamp, sha256 + "\n", 0o644)
         return True
+
+    def interpreter(self):
+        """(real path, version "X.Y.Z") of the Python the agent runs on."""
+        if self._interpreter is None:
+            real = os.path.realpath(shutil.which(self.python) or self.python)
+            if real == os.path.realpath(sys.executable):
+                version = "%d.%d.%d" % sys.version_info[:3]
+            else:
+                version = self.run([real, "-c", "import sys; print('%d.%d.%d' % "
+                                                "sys.version_info[:3])"]).stdout.strip()
+            self._interpreter = (real, version)
+        return self._interpreter
+
+    def _check_target(self, info):
+        """The bundle must be for this node's Python and architecture."""
+        _, version = self.interpreter()
+        tag = "cp" + "".join(version.split(".")[:2])
+        if info.get("python") != tag or info.get("arch") != platform.machine():
+            raise AgentError(f"the agent bundle is for {info.get('python')}/{info.get('arch')}, "
+                             f"this node runs {tag}/{platform.machine()}")
+
+    def _make_venv(self, directory):
+        """What `python3 -m venv --without-pip --symlinks` makes, written directly. The
+        interpreter itself reads pyvenv.cfg (sys.prefix, site-packages, no system packages),
+        so this works wherever python3 does: it needs neither ensurepip (Debian and Ubuntu
+        ship it apart, in python3-venv, which minimal images lack) nor the venv module, and
+        starts no process."""
+        real, version = self.interpreter()
+        bindir = os.path.join(directory, "bin")
+        os.makedirs(bindir, exist_ok=True)
+        os.symlink(real, os.path.join(bindir, "python"))
+        major_minor = ".".join(version.split(".")[:2])
+        for alias in ("python3", "python" + major_minor):
+            os.symlink("python", os.path.join(bindir, alias))
+        if not os.path.lexists(os.path.join(directory, "lib64")):
+            os.symlink("lib", os.path.join(directory, "lib64"))
+        _write(os.path.join(directory, "pyvenv.cfg"),
+               f"home = {os.path.dirname(real)}\ninclude-system-site-packages = false\n"
+               f"version = {version}\n", 0o644)
+
+    def _write_launchers(self, directory, scripts):
+        """Console scripts made on a build machine name its Python; these name the venv's.
+        -I: nothing from the node's environment (PYTHONPATH, a user site-packages) reaches the
+        agent's imports."""
+        python = self.path(VENV + "/bin/python")
+        for name, target in sorted(scripts.items()):
+            match = re.fullmatch(r"([A-Za-z_][\w.]*):([A-Za-z_]\w*)", target)
+            if not re.fullmatch(r"[\w.-]+", name) or not match:
+                raise AgentError(f"the agent bundle names a bad script: {name} = {target}")
+            module, function = match.groups()
+            _write(os.path.join(directory, "bin", name),
+                   f"#!{python} -I\n# kubesalt node agent: {name}; written by conjurer\n"
+                   f"import sys\nfrom {module} import {function}\n"
+                   f"if __name__ == \"__main__\":\n    sys.exit({function}())\n", 0o755)
 
     def generate_keys(self):
         """The minion's key pair, made before first start so enrollment can vouch for it."""
@@ -237,6 +298,69 @@ class Agent:
             shutil.rmtree(self.path(HOME))
             removed.append(HOME)
         return removed
+
+
+def unpack_bundle(bundle_path, directory, check=None):
+    """Unpack a node-agent bundle into the venv `directory` (created; must not exist) and
+    return its BUNDLE_INFO; `check(info)` may refuse it before anything is written. Refuses,
+    with AgentError, anything but regular files below site-packages/: absolute names, "..",
+    links, devices, a name twice. Modes are 0644 or 0755 whatever the archive says; owners
+    are not taken from it."""
+    try:
+        with tarfile.open(bundle_path, "r|gz") as tar:
+            first = tar.next()
+            if first is None or first.name != BUNDLE_INFO or not first.isreg():
+                raise AgentError("the agent bundle is in an older format (wheels for pip on "
+                                 "the node); rebuild it on the controller: restart it, or run "
+                                 "kubesalt-controller agent-bundle")
+            info = json.loads(tar.extractfile(first).read().decode("utf-8"))
+            if info.get("format") != BUNDLE_FORMAT:
+                raise AgentError(f"the agent bundle has format {info.get('format')}; this "
+                                 f"conjurer installs format {BUNDLE_FORMAT}")
+            if check:
+                check(info)
+            tag = info["python"]
+            site = os.path.join(directory, "lib", "python%s.%s" % (tag[2], tag[3:]),
+                                "site-packages")
+            os.makedirs(site, mode=0o755)
+            made = {site}
+            member = tar.next()
+            while member is not None:
+                _unpack_member(tar, member, site, made)
+                member = tar.next()
+    except (tarfile.TarError, EOFError, OSError, ValueError, KeyError) as exc:
+        raise AgentError(f"the agent bundle cannot be unpacked: {exc}") from None
+    return info
+
+
+def _unpack_member(tar, member, site, made):
+    """One file of the bundle; `made` holds the directories made so far (thousands of files
+    share a few hundred directories, and on a small node each syscall counts)."""
+    name = member.name
+    parts = name[len(BUNDLE_SITE):].split("/") if name.startswith(BUNDLE_SITE) else []
+    if not member.isreg():
+        raise AgentError(f"the agent bundle holds {name!r}, which is not a regular file; "
+                         "refusing it")
+    if not parts or any(p in ("", ".", "..") or "\\" in p for p in parts):
+        raise AgentError(f"the agent bundle holds {name!r}, outside site-packages/; "
+                         "refusing it")
+    parent = os.path.join(site, *parts[:-1])
+    if parent not in made:
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+        made.add(parent)
+    target = os.path.join(parent, parts[-1])
+    # O_EXCL|O_NOFOLLOW: a name twice, or anything already there, is an error, never followed
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                 0o755 if member.mode & 0o111 else 0o644)
+    with os.fdopen(fd, "wb") as out:
+        out.write(tar.extractfile(member).read())
+    # the .pyc files record their source's mtime: restore it, or they are stale
+    os.utime(target, (member.mtime, member.mtime))
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _write(path, text, mode):

@@ -66,9 +66,14 @@ def node(lab):
 
 def install_customer_minion(node, master, bundle):
     node.push(bundle, "/root/agent.tar.gz")
-    node.sh("set -e; mkdir -p /root/wheels && tar -xzf /root/agent.tar.gz -C /root/wheels; "
-            "python3 -m venv /opt/customer-salt; /opt/customer-salt/bin/pip install --quiet "
-            "--no-compile --no-index --find-links /root/wheels/wheels salt", check=True)
+    # kubesalt's bundle holds an installed Salt (site-packages/): the customer's venv uses it
+    node.sh("set -e; mkdir -p /root/agent && tar -xzf /root/agent.tar.gz -C /root/agent; "
+            "python3 -m venv --without-pip /opt/customer-salt; "
+            "echo /root/agent/site-packages > "
+            "$(echo /opt/customer-salt/lib/python3*/site-packages)/agent.pth", check=True)
+    node.write("/opt/customer-salt/bin/salt-minion", "#!/opt/customer-salt/bin/python\n"
+               "import sys\nfrom salt.scripts import salt_minion\nsys.exit(salt_minion())\n",
+               mode=0o755)
     node.write("/etc/salt/minion", f"id: {CUSTOMER_ID}\nmaster: {master.interface}\n"
                f"master_port: {master.ret_port}\npublish_port: {master.publish_port}\n"
                "acceptance_wait_time: 2\n")

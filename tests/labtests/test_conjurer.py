@@ -65,6 +65,9 @@ def test_install_discovers_the_node(lab, lab_controller, installer, fresh):
     wait_for(lambda: fresh.exists("/opt/kubesalt/salt/var/log/salt/minion"), 30,
              "the minion's log where the seed says")
     assert fresh.systemctl("is-active", "kubesalt-minion").stdout.strip() == "active"
+    # the agent came installed in its bundle: no pip, no wheels on the node
+    assert not fresh.exists("/opt/kubesalt/venv/bin/pip")
+    assert not fresh.exists("/opt/kubesalt/wheels")
 
     def discovered():
         rows = lab_controller.run_ok("node.list", f"search={hostname}")

@@ -1,15 +1,17 @@
 """conjurer pieces that need no node: flags, identity, agent files, removal, the zipapp."""
 
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from kubesalt.master import conjurer_zipapp
+from kubesalt.master import agent_bundle, conjurer_zipapp
 from kubesalt.minion_bootstrap import agent, cli, identity
 
 CONTROLLER = {"address": "10.77.0.1", "publish_port": 4505, "ret_port": 4506,
@@ -69,6 +71,160 @@ def test_remove_touches_only_kubesalt(tmp_path):
     assert identity.customer_minion_present(str(tmp_path))
 
 
+# ---- installing the agent software (Agent.install_software) --------------------------------
+
+FAKE_SALT = {
+    "salt/__init__.py": "",
+    "salt/scripts.py": "import sys\n\n\ndef salt_minion():\n"
+                       "    print('minion', sys.prefix, *sys.argv[1:])\n    return 0\n\n\n"
+                       "def salt_call():\n    return 3\n",
+}
+
+
+def _bundle_info(**changes):
+    return {"format": 2, "python": agent_bundle.python_tag(), "arch": agent_bundle.own_arch(),
+            "salt": "3008.3", "compiled": True,
+            "scripts": {"salt-minion": "salt.scripts:salt_minion",
+                        "salt-call": "salt.scripts:salt_call"}, **changes}
+
+
+def fake_bundle(tmp_path, name="bundle", files=None):
+    """A bundle of a fake salt, made by the controller's own packer."""
+    paths = {}
+    for relative, text in (files or FAKE_SALT).items():
+        source = tmp_path / f"{name}-src" / relative
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(text)
+        paths[f"site-packages/{relative}"] = str(source)
+    path = tmp_path / f"{name}.tar.gz"
+    agent_bundle.pack(paths, _bundle_info(), path, True)
+    return str(path), agent.sha256_file(path)
+
+
+def node_agent(tmp_path):
+    return agent.Agent(root=str(tmp_path / "node"), python=sys.executable)
+
+
+def test_install_unpacks_a_ready_venv_and_writes_its_launchers(tmp_path):
+    bundle, sha256 = fake_bundle(tmp_path)
+    node = node_agent(tmp_path)
+    assert node.install_software(bundle, sha256) is True
+    venv = tmp_path / "node/opt/kubesalt/venv"
+    assert (tmp_path / "node/opt/kubesalt/bundle.sha256").read_text() == sha256 + "\n"
+    assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
+    assert os.readlink(venv / "bin/python") == os.path.realpath(sys.executable)
+    minion = venv / "bin/salt-minion"
+    assert minion.read_text().startswith(f"#!{venv}/bin/python -I\n")
+    proc = subprocess.run([str(minion), "-c", "/conf"], capture_output=True, text=True,
+                          timeout=60)
+    assert (proc.returncode, proc.stdout.split()) == (0, ["minion", str(venv), "-c", "/conf"])
+    assert subprocess.run([str(venv / "bin/salt-call")], timeout=60).returncode == 3
+    # the shipped bytecode is valid here: importing neither rewrites nor recompiles it
+    tag = sys.implementation.cache_tag
+    pyc = venv / f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/salt" \
+        / f"__pycache__/scripts.{tag}.pyc"
+    before = (pyc.read_bytes(), pyc.stat().st_mtime_ns)
+    probe = subprocess.run([str(venv / "bin/python"), "-c",
+                            "import sys, salt.scripts; print(salt.scripts.__cached__); "
+                            "print(sys.path)"], capture_output=True, text=True, timeout=60)
+    assert probe.stdout.splitlines()[0] == str(pyc), probe.stderr
+    assert (pyc.read_bytes(), pyc.stat().st_mtime_ns) == before
+    assert str(Path(sys.prefix) / "lib") not in probe.stdout  # not the controller's venv
+    # the same bundle again: nothing to do
+    assert node.install_software(bundle, sha256) is False
+
+
+def test_a_new_bundle_replaces_the_old_install_whole(tmp_path):
+    node = node_agent(tmp_path)
+    node.install_software(*fake_bundle(tmp_path, "one", dict(FAKE_SALT, **{"old.py": ""})))
+    wheels = tmp_path / "node/opt/kubesalt/wheels"
+    wheels.mkdir()  # what a format-1 install left
+    assert node.install_software(*fake_bundle(tmp_path, "two", dict(FAKE_SALT, **{"new.py": ""})))
+    site = next((tmp_path / "node/opt/kubesalt/venv/lib").glob("python*/site-packages"))
+    assert (site / "new.py").exists() and not (site / "old.py").exists()
+    assert sorted(os.listdir(tmp_path / "node/opt/kubesalt")) == ["bundle.sha256", "venv"]
+
+
+def _evil_bundle(tmp_path, member, data=b"x", info=None):
+    path = tmp_path / "evil.tar.gz"
+    head = json.dumps(info or _bundle_info()).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        first = tarfile.TarInfo(agent.BUNDLE_INFO)
+        first.size = len(head)
+        tar.addfile(first, io.BytesIO(head))
+        good = tarfile.TarInfo("site-packages/salt/__init__.py")
+        tar.addfile(good, io.BytesIO(b""))
+        if member.isreg():
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+        else:
+            tar.addfile(member)
+    return str(path), agent.sha256_file(path)
+
+
+def _member(name, kind=tarfile.REGTYPE, linkname=""):
+    member = tarfile.TarInfo(name)
+    member.type, member.linkname = kind, linkname
+    return member
+
+
+@pytest.mark.parametrize("member,words", [
+    (_member("site-packages/../../../../../evil"), "outside site-packages"),
+    (_member("site-packages/salt/../../../../../../evil"), "outside site-packages"),
+    (_member("/evil"), "outside site-packages"),
+    (_member("evil"), "outside site-packages"),
+    (_member("site-packages/salt/evil", tarfile.SYMTYPE, "/etc"), "not a regular file"),
+    (_member("site-packages/evil", tarfile.LNKTYPE, "site-packages/salt/__init__.py"),
+     "not a regular file"),
+    (_member("site-packages/evil", tarfile.CHRTYPE), "not a regular file"),
+    (_member("site-packages/salt/__init__.py"), "cannot be unpacked"),  # a name twice
+])
+def test_a_bundle_with_a_dangerous_member_is_refused_whole(tmp_path, member, words):
+    node = node_agent(tmp_path)
+    good = fake_bundle(tmp_path)
+    node.install_software(*good)
+    with pytest.raises(agent.AgentError, match=words):
+        node.install_software(*_evil_bundle(tmp_path, member))
+    home = tmp_path / "node/opt/kubesalt"
+    assert not [p for p in tmp_path.rglob("*evil*") if p.name != "evil.tar.gz"]
+    assert sorted(os.listdir(home)) == ["bundle.sha256", "venv"]
+    assert (home / "bundle.sha256").read_text().strip() == good[1]
+    assert subprocess.run([str(home / "venv/bin/salt-minion")], capture_output=True,
+                          timeout=60).returncode == 0
+
+
+def test_a_tampered_bundle_is_refused_before_anything_changes(tmp_path):
+    bundle, sha256 = fake_bundle(tmp_path)
+    data = bytearray(Path(bundle).read_bytes())
+    data[len(data) // 2] ^= 1
+    Path(bundle).write_bytes(bytes(data))
+    with pytest.raises(agent.AgentError, match="does not match its checksum"):
+        node_agent(tmp_path).install_software(bundle, sha256)
+    assert not (tmp_path / "node").exists()
+
+
+@pytest.mark.parametrize("info,words", [
+    (_bundle_info(python="cp27"), "is for cp27/"),
+    (_bundle_info(arch="s390x"), "/s390x, this node runs"),
+    (_bundle_info(format=3), "has format 3"),
+    (_bundle_info(scripts={"salt-minion": "os:system('x')"}), "bad script"),
+])
+def test_a_bundle_for_something_else_is_refused(tmp_path, info, words):
+    bundle = _evil_bundle(tmp_path, _member("site-packages/salt/scripts.py"), b"", info=info)
+    with pytest.raises(agent.AgentError, match=re.escape(words)):
+        node_agent(tmp_path).install_software(*bundle)
+    assert not [p for p in (tmp_path / "node").rglob("*") if not p.is_dir()]
+
+
+def test_a_format_1_bundle_says_to_rebuild_it(tmp_path):
+    path = tmp_path / "old.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        wheel = tarfile.TarInfo("wheels/salt-3008.3-py3-none-any.whl")
+        tar.addfile(wheel, io.BytesIO(b""))
+    with pytest.raises(agent.AgentError, match="older format .* kubesalt-controller "
+                                               "agent-bundle"):
+        node_agent(tmp_path).install_software(str(path), agent.sha256_file(path))
+
 def test_zipapp_runs_with_only_the_standard_library(tmp_path):
     target = conjurer_zipapp.build(tmp_path / "conjurer")
     assert os.access(target, os.X_OK)
@@ -81,6 +237,8 @@ def test_zipapp_runs_with_only_the_standard_library(tmp_path):
         assert proc.returncode == 0, (python, proc.stderr)
         assert "-edge-name" in proc.stdout
 
+
+# ---- conjurer's own Python requirement ---------------------------------------------------------
 
 def _old_interpreters():
     """Real Pythons older than 3.8 on this machine (pyenv), if any."""
