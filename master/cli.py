@@ -81,7 +81,33 @@ def cmd_init(args, layout):
     return {"config_dir": str(layout.conf_dir), "state_dir": str(layout.state_dir), **settings}
 
 
+def ensure_agent_bundle(layout):
+    """The node-agent bundle for this controller's own Python and architecture, built when it
+    is missing or stale (one line on stderr then; pip's output, if pip runs, in a log file).
+    A failed build does not keep the controller down: it is reported, and nodes are told to
+    ask for `kubesalt-controller agent-bundle`."""
+    log_file = layout.log_file.parent / agent_bundle.PIP_LOG
+    try:
+        entry, built = agent_bundle.ensure(
+            layout.artifacts_dir, log_file,
+            say=lambda line: print(f"kubesalt-controller: {line}", file=sys.stderr, flush=True))
+    except (agent_bundle.BundleError, OSError) as exc:
+        print(f"kubesalt-controller: the node-agent bundle could not be built: {exc}",
+              file=sys.stderr, flush=True)
+        return {"agent_bundle_error": str(exc)}
+    return {"agent_bundle": f"{entry['python']}/{entry['arch']} "
+                            f"{'built' if built else 'up to date'}"}
+
+
 def cmd_start(args, layout):
+    if not config.read_settings(layout):
+        return daemon.start(layout)  # refuses, naming `init`
+    bundle = ensure_agent_bundle(layout)
+    result = _start(layout)
+    return {**result, **bundle, "agent_bundles": agent_bundle.summary(layout.artifacts_dir)}
+
+
+def _start(layout):
     if not layout.embedded and _systemd_running():
         # The units' KillMode=process leaves a killed main process's children holding the
         # ports, and every restart systemd tries then fails on them.
@@ -187,17 +213,34 @@ def cmd_user_list(args, layout):
 
 
 def cmd_agent_bundle(args, layout):
-    entry = agent_bundle.build(layout.artifacts_dir, wheelhouse=args.wheelhouse)
-    return {"artifacts_dir": str(layout.artifacts_dir), **entry}
+    log_file = layout.log_file.parent / agent_bundle.PIP_LOG
+    try:
+        entry = agent_bundle.build(layout.artifacts_dir, python=args.python, arch=args.arch,
+                                   wheelhouse=args.wheelhouse, log_file=log_file)
+    except agent_bundle.BundleError as exc:
+        raise daemon.ControllerError(str(exc)) from None
+    result = {"artifacts_dir": str(layout.artifacts_dir), **entry}
+    if not entry["compiled"]:
+        result["note"] = (f"no .pyc files: this controller runs Python "
+                          f"{agent_bundle.own_python()} and cannot byte-compile for "
+                          f"{entry['python']}; nodes compile what they import on first start")
+    return result
 
 
 def cmd_status(args, layout):
-    return daemon.status(layout)
+    return {**daemon.status(layout),
+            "agent_bundles": agent_bundle.summary(layout.artifacts_dir)}
 
 
 def _print_human(result):
     for key, value in result.items():
-        print(f"{key}: {value}")
+        if key == "agent_bundles":
+            print(f"{key}:" + ("" if value else " none"))
+            for b in value:
+                print(f"  {b['python']}/{b['arch']}: salt {b['salt']}, {b['size_mb']} MB"
+                      + ("" if b["compiled"] else ", no .pyc") + f" ({b['file']})")
+        else:
+            print(f"{key}: {value}")
 
 
 def parser():
@@ -218,8 +261,8 @@ def parser():
                                           "(default: the interface, or this host's address "
                                           "when listening on all interfaces)")
     init.add_argument("--ntp-server", help="NTP server nodes must reach and agree with "
-                                            "(conjurer's time checks; default: the "
-                                            "controller's address)")
+                                            "(conjurer's time check; without it, nodes' "
+                                            "clocks are compared with the controller's)")
     init.add_argument("--https-port", type=int,
                       help="HTTPS port nodes download from (default 4507)")
     init.add_argument("--api-port", type=int,
@@ -245,10 +288,20 @@ def parser():
     with_root(user_sub.add_parser("list", help="users and their roles")).set_defaults(
         func=cmd_user_list)
     bundle = with_root(sub.add_parser(
-        "agent-bundle", help="put the node-agent software (Salt wheels) into the artifact "
-                             "store nodes download from"))
-    bundle.add_argument("--wheelhouse", help="use the wheels in this directory instead of "
-                                             "fetching them (air-gapped sites)")
+        "agent-bundle", help="build the node-agent software (Salt and its dependencies, "
+                             "installed) into the artifact store nodes download from; "
+                             "`start` does it for this controller's own Python and "
+                             "architecture"))
+    bundle.add_argument("--python", help="for nodes running this Python 3 minor version, e.g. "
+                                         "3.10 (default: the controller's); another version "
+                                         "takes binary wheels from the package index and "
+                                         "ships without .pyc files")
+    bundle.add_argument("--arch", help="for nodes of this architecture, x86_64 or aarch64 "
+                                       "(default: the controller's)")
+    bundle.add_argument("--wheelhouse", help="install from the wheels in this directory "
+                                             "instead of the package index (air-gapped "
+                                             "sites): salt and all its dependencies, for "
+                                             "that Python and architecture")
     bundle.set_defaults(func=cmd_agent_bundle)
     for name, func, text in (("start", cmd_start, "start the controller and wait until it "
                                                   "answers"),

@@ -90,12 +90,10 @@ class Controller:
                         "--api-port", str(self.api_port), *extra)
 
     def start_for_lab(self, lab):
-        """Init with the lab's NTP server, start, and put the node-agent bundle in the store
-        (what every lab run needs before conjurer); returns what `start` said."""
+        """Init with the lab's NTP server and start (which builds the node-agent bundle every
+        lab run needs before conjurer); returns what `start` said."""
         self.init("--ntp-server", lab.ntp_server_address)
-        started = self.start()
-        self.ctl("agent-bundle")
-        return started
+        return self.start()
 
     def start(self):
         return json.loads(self.ctl("start").stdout)

@@ -1,7 +1,8 @@
 """A first enrollment out of the box: a controller initialised with nothing but its addresses
-(no --ntp-server), a lab node that runs conjurer. The node's time is checked against the
+(no --ntp-server) and started, nothing else (no manual agent-bundle step), a lab node that runs
+conjurer. The node's time is checked against the
 controller's clock, a node whose clock is 10 minutes off is refused with the skew named, and a
-controller without node-agent software says how to build it."""
+controller that lost its node-agent software says how to build it again."""
 
 import re
 import shutil
@@ -26,7 +27,7 @@ def default_controller(lab):
     root = tempfile.mkdtemp(prefix="ksld-")
     ctl = Controller(root, interface=lab.bridge_address)
     ctl.init()
-    ctl.start()
+    assert ctl.start()["agent_bundle"].endswith(" built")
     yield ctl
     ctl.stop()
     shutil.rmtree(root, ignore_errors=True)
@@ -66,16 +67,14 @@ def test_credentials_name_no_ntp_server(default_installer):
 
 
 def test_no_node_agent_software_names_the_command(default_controller, node):
-    """Whether or not `start` built the bundle, a controller without one must say so."""
+    """`start` built the bundle; a controller whose bundle was removed since must say so."""
     manifest = Layout.for_root(default_controller.root).artifacts_dir / "agent/manifest.json"
     aside = manifest.with_name("manifest.json.aside")
-    if manifest.exists():
-        manifest.rename(aside)
+    manifest.rename(aside)
     try:
         proc = conjurer(node)
     finally:
-        if aside.exists():
-            aside.rename(manifest)
+        aside.rename(manifest)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith(f"[-] install failed: the controller at "
@@ -87,9 +86,6 @@ def test_no_node_agent_software_names_the_command(default_controller, node):
 
 
 def test_first_enrollment_works_without_ntp_server(default_controller, node):
-    manifest = Layout.for_root(default_controller.root).artifacts_dir / "agent/manifest.json"
-    if not manifest.exists():
-        default_controller.ctl("agent-bundle")
     checked = conjurer(node, "-precheck")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     [skew] = [line for line in checked.stdout.splitlines() if line.startswith("time-skew")]
