@@ -9,16 +9,19 @@ against names that do not exist and must be refused for exactly that name (every
 argument as printed was accepted); the rest must succeed.
 """
 
+import json
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from kubesalt.master import artifacts, matrix
 
-from .controller import BIN, _env, running
+from .controller import BIN, Controller, _env, running
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +126,60 @@ def test_every_runner_line_of_the_readme_runs(ctl):
     assert code == 0 and missing["missing"] == []
     code, _ = ctl.run("cluster.show", "edge1")
     assert code == 2
+
+
+def readme_controller_lines():
+    """The `kubesalt-controller ...` command lines of the README's sh blocks, in order."""
+    lines, block, pending = [], False, ""
+    for raw in README.read_text().splitlines():
+        if raw.startswith("```"):
+            block = raw.strip() == "```sh"
+            continue
+        line = pending + raw.strip()
+        if block and line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        if block and line.startswith("kubesalt-controller "):
+            lines.append(line)
+    return lines
+
+
+def _controller_words(line, ctl):
+    """A README line as run here: its own root, loopback and free ports for the README's
+    address and ports, optional parts left out."""
+    ports = {"4505": ctl.publish_port, "4506": ctl.ret_port, "4507": ctl.https_port,
+             "8443": ctl.api_port}
+    line = re.sub(r"\[(--\S+-port) (\d+)\]", lambda m: f"{m[1]} {ports[m[2]]}", line)
+    line = re.sub(r"\s*\[[^\]]*\]", "", line)
+    words = shlex.split(line, comments=True)[1:]
+    return [{"/srv/ks": str(ctl.root), "10.0.0.5": ctl.interface}.get(w, w) for w in words]
+
+
+def test_every_controller_line_of_the_readme_runs(tmp_path):
+    root = Path(tempfile.mkdtemp(prefix="ksr-"))
+    ctl = Controller(root)
+    (tmp_path / "bob.pw").write_text("bob's password\n")
+    lines = readme_controller_lines()
+    assert [line.split()[1] for line in lines] == [
+        "init", "start", "status", "stop", "agent-bundle", "user", "user", "user", "user"]
+    try:
+        for line in lines:
+            words = _controller_words(line, ctl)
+            proc = subprocess.run([str(BIN / "kubesalt-controller"), "--json", *words],
+                                  input="alice's password\n" * 2, capture_output=True,
+                                  text=True, timeout=300, cwd=tmp_path, env=_env(),
+                                  start_new_session=True)  # no tty: the password from stdin
+            assert "Traceback" not in proc.stdout + proc.stderr, (line, proc.stderr)
+            assert proc.returncode == 0, (line, proc.stdout, proc.stderr)
+            if words[0] == "init":
+                ctl.add_user("carol", "viewer", "carol's password")  # whom the README removes
+            if words[0] == "agent-bundle":
+                assert json.loads(proc.stdout)["source"] == "controller"
+        users = json.loads(ctl.ctl("user", "list").stdout)["users"]
+        assert users == {"alice": "operator", "bob": "viewer"}
+        code, status = ctl.status()
+        assert code != 0 and not status["running"] and status["agent_bundles"]
+    finally:
+        ctl.ctl("stop", check=False)
+        shutil.rmtree(root, ignore_errors=True)
