@@ -1,5 +1,11 @@
 """Median seconds from conjurer's start on a lab node to the node's key pending on the
-controller (DISCOVERED), with the agent software already in the controller's store.
+controller (DISCOVERED), with the agent software already in the controller's store (its
+`start` builds it); then what the agent costs the node (installed MB, minion memory).
+
+Each run has a fresh node of its own, all booted before the first run: renewing one node
+between runs deletes the last run's files, and on this machine's ext4 creating files is several
+times slower for ~20 s after a deletion, which made every run after the first up to 2.5x slower.
+`--renew` measures the old way, one node renewed between runs.
 
     sudo .venv/bin/python -m bench.conjurer_pending [--runs 5]
 """
@@ -10,20 +16,22 @@ import statistics
 import threading
 import time
 
-from bench.lab_session import DEST, lab_and_controller, wait_until
+from bench.lab_session import DEST, agent_footprint, lab_and_controller, node_rows, wait_until
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--renew", action="store_true",
+                        help="one node, renewed between runs (as measured before 2026-11-27)")
     args = parser.parse_args()
-    samples = []
-    with lab_and_controller(1) as (lab, controller, root):
+    samples, footprint = [], None
+    with lab_and_controller(1 if args.renew else args.runs) as (lab, controller, root):
         controller.run_ok("cluster.create", "bench", "os=debian-12")
         creds = root / "creds"
         controller.run_ok("cluster.installer", "bench", f"dest={creds}")
-        for _ in range(args.runs):
-            node = lab.renew()[0]
+        for run in range(args.runs):
+            node = lab.renew()[0] if args.renew else lab.nodes[run]
             node.push(creds, DEST)
             argv = ["python3", f"{DEST}/conjurer", "-edge-name=bench",
                     f"-passphrase-file={DEST}/bench-passphrase.txt",
@@ -33,14 +41,16 @@ def main():
             worker.start()
 
             def pending(node=node):
-                rows = controller.run_ok("node.list", "cluster=bench", "status=DISCOVERED")
+                rows = node_rows(controller, "bench", "DISCOVERED")
                 return any(r["address"] == node.address for r in rows)
 
             samples.append(round(wait_until(pending, 600, interval=0.3) - started, 1))
             worker.join()
+            footprint = agent_footprint(node)
             for row in controller.run_ok("node.list", "cluster=bench", "status=DISCOVERED"):
                 controller.run_ok("node.reject", row["id"])
-    print(json.dumps({"runs": samples, "median_s": round(statistics.median(samples), 1)}))
+    print(json.dumps({"runs": samples, "median_s": round(statistics.median(samples), 1),
+                      **footprint}))
 
 
 if __name__ == "__main__":
