@@ -15,8 +15,9 @@ Format 2 (the tarball):
 Where the files come from:
 - for the controller's own Python and architecture, the controller's own environment: Salt and
   its dependency closure exactly as installed beside this controller (each distribution's
-  RECORD), with the .pyc files pip made there. No network, no pip, a few seconds, and nodes
-  run the very versions the controller was tested with.
+  RECORD), with the .pyc files pip made there, less what never runs on a node (NOT_FOR_NODES).
+  No network, no pip, a few seconds, and nodes run the very versions the controller was
+  tested with.
 - otherwise (another Python or architecture, a wheel directory, or an environment whose
   closure cannot be read from its metadata), `pip install --target`; for another Python, from
   binary wheels for its manylinux platform.
@@ -109,16 +110,27 @@ def _canonical(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def closure(root="salt"):
+# Salt requires these for what never runs on a node: salt-cloud's libcloud drivers (3,000
+# files, 30 MB), salt-api's CherryPy server, and virtualenv for the virtualenv execution
+# module, which kubesalt's states do not use. Salt imports each only inside the function that
+# needs it, so a minion without them starts and runs every state. Leaving them (and what only
+# they need) out of the bundle spares each node a third of the files it would create. (A
+# bundle pip builds, for another Python or from a wheelhouse, holds all that pip installed.)
+NOT_FOR_NODES = ("apache-libcloud", "cherrypy", "virtualenv")
+
+
+def closure(root="salt", leave_out=NOT_FOR_NODES):
     """`root` and every distribution it needs in this environment, for this interpreter (its
-    markers evaluated here), as importlib.metadata distributions sorted by name."""
+    markers evaluated here), as importlib.metadata distributions sorted by name; without
+    `leave_out` and what only they need."""
     environment = default_environment()
     found = {}
+    skipped = {_canonical(name) for name in leave_out}
     pending = [(root, ("",))]
     while pending:
         name, extras = pending.pop()
         key = _canonical(name)
-        if key in found:
+        if key in found or key in skipped:
             continue
         try:
             dist = importlib.metadata.distribution(name)

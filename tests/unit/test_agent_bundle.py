@@ -157,6 +157,10 @@ def test_the_closure_is_salt_and_what_it_needs_here():
     # markers are evaluated for this Python: nothing Windows-only, nothing only the
     # controller itself needs
     assert not names & {"pywin32", "wmi", "pytest", "kubesalt", "passlib"}
+    # what only salt-cloud, salt-api or the virtualenv module use, and what only they need
+    assert not names & {"apache-libcloud", "cherrypy", "virtualenv", "distlib"}
+    everything = {d.metadata["Name"].lower() for d in agent_bundle.closure(leave_out=())}
+    assert {"apache-libcloud", "cherrypy", "virtualenv"} <= everything
     assert agent_bundle._environment_files(agent_bundle.closure("looseversion"))
 
 
