@@ -32,8 +32,8 @@ ABSENT = {"NAME": ("gone", "name"), "NODE": ("node-0000-10-0-0-9-gone", "node")}
 NEEDS_NODES = ("cluster.provision", "cluster.upgrade", "cluster.reset", "node.")
 
 
-def readme_runner_lines():
-    """The `ks ...` command lines of the README's sh blocks, continuation lines joined."""
+def readme_command_lines():
+    """Every line of the README's sh blocks, in order, continuation lines joined."""
     lines, block, pending = [], False, ""
     for raw in README.read_text().splitlines():
         if raw.startswith("```"):
@@ -46,10 +46,14 @@ def readme_runner_lines():
             pending = line[:-1] + " "
             continue
         pending = ""
-        if line.startswith("ks ") and not line.startswith("ks '") and not line.startswith(
-                "ks() "):
-            lines.append(line)
+        lines.append(line)
     return lines
+
+
+def readme_runner_lines():
+    """The `ks ...` command lines of the README's sh blocks."""
+    return [line for line in readme_command_lines() if line.startswith("ks ")
+            and not line.startswith("ks '") and not line.startswith("ks() ")]
 
 
 def test_the_readme_shows_the_walkthrough():
@@ -130,19 +134,8 @@ def test_every_runner_line_of_the_readme_runs(ctl):
 
 def readme_controller_lines():
     """The `kubesalt-controller ...` command lines of the README's sh blocks, in order."""
-    lines, block, pending = [], False, ""
-    for raw in README.read_text().splitlines():
-        if raw.startswith("```"):
-            block = raw.strip() == "```sh"
-            continue
-        line = pending + raw.strip()
-        if block and line.endswith("\\"):
-            pending = line[:-1] + " "
-            continue
-        pending = ""
-        if block and line.startswith("kubesalt-controller "):
-            lines.append(line)
-    return lines
+    return [line for line in readme_command_lines()
+            if line.startswith("kubesalt-controller ")]
 
 
 def _controller_words(line, ctl):
