@@ -294,8 +294,9 @@ def parser():
                              "architecture"))
     bundle.add_argument("--python", help="for nodes running this Python 3 minor version, e.g. "
                                          "3.10 (default: the controller's); another version "
-                                         "takes binary wheels from the package index and "
-                                         "ships without .pyc files")
+                                         "is installed by pip, with that Python's .pyc files "
+                                         "only when python3.X is on this machine (else from "
+                                         "binary wheels, without .pyc files)")
     bundle.add_argument("--arch", help="for nodes of this architecture, x86_64 or aarch64 "
                                        "(default: the controller's)")
     bundle.add_argument("--wheelhouse", help="install from the wheels in this directory "
