@@ -111,12 +111,6 @@ class EndpointServer(http.server.HTTPServer):
         with self._lock:
             return self._total
 
-    def start_background(self):
-        thread = threading.Thread(target=self.serve_forever, name="kubesalt-endpoint",
-                                  daemon=True)
-        thread.start()
-        return thread
-
     # ---- the loop: accept and handshake --------------------------------------------------
 
     def serve_forever(self, poll_interval=0.5):

@@ -9,7 +9,6 @@ only its own key. The layout of the result is the contract in states/README.md.
 from . import artifacts, cluster_secrets, keys, matrix as matrix_mod, spec as spec_mod
 from .store import NotFound
 
-CONTROL_PLANE_SERVICE = "control-plane"
 CONTROL_PLANE_ENDPOINT = "control-plane.service.consul:6443"
 
 

@@ -97,10 +97,6 @@ PLANS = {"provision": STAGES, "upgrade": UPGRADE_STAGES, "reset": RESET_STAGES,
          "remove-node": REMOVE_NODE_STAGES}
 
 
-def stage(kind, name):
-    return next(s for s in PLANS[kind] if s.name == name)
-
-
 def select(nodes, targets, removed=None):
     """Node ids a stage targets. `nodes` are configured node records in join order (the
     first master first); `removed` is the id a node removal takes out (not in `nodes`)."""

@@ -38,7 +38,6 @@ EXIT_USAGE = 2
 EXIT_PRECHECK = 3
 EXIT_INSTALL = 4
 EXIT_ENROLL = 5
-EXIT_REMOVE = 6
 
 ROOT = "/"
 MANIFEST_PATH = "/artifacts/agent/manifest.json"

@@ -22,6 +22,7 @@ from kubesalt.master import clusters, endpoint, pki
 from kubesalt.master.store import Store
 from kubesalt.minion_bootstrap import agent as agent_mod
 from kubesalt.minion_bootstrap import cli, credentials, prechecks
+from tests.serving import serve_in_background
 
 SETTINGS = {"advertise": "127.0.0.1", "publish_port": 4505, "ret_port": 4506,
             "https_port": 4507}
@@ -81,7 +82,7 @@ class Controller:
             enroll=lambda payload, address: self.enroll_answer,
             check=lambda payload, address: self.check_answer)
         self.port = self.server.server_address[1]
-        self.server.start_background()
+        serve_in_background(self.server)
 
     def publish(self, bundles, files=()):
         for name, data in files:

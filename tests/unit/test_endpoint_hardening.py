@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubesalt.master import endpoint, enrollment, pki
 from kubesalt.master.store import Store
 from kubesalt.minion_bootstrap import credentials as creds
+from tests.serving import serve_in_background
 
 ARTIFACT = os.urandom(300 * 1024)
 NODE_ID = "node-abcd-127-0-0-1-edge1"
@@ -111,7 +112,7 @@ def start(site, tmp_path):
                                          site.base / "pki" / "endpoint.crt",
                                          site.base / "pki" / "endpoint.key",
                                          enroll=enroll, check=check, **options)
-        thread = server.start_background()
+        thread = serve_in_background(server)
         servers.append((server, thread))
         return server, server.server_address[1]
 

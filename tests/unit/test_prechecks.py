@@ -15,6 +15,7 @@ import pytest
 
 from kubesalt.master import endpoint, pki
 from kubesalt.minion_bootstrap import checks, preflight, prechecks, probes
+from tests.serving import serve_in_background
 
 GIB = 1024 ** 3
 
@@ -367,7 +368,7 @@ def controller_endpoint(ca, tmp_path):
     cert, key = _cert_files(ca, tmp_path)
     (tmp_path / "artifacts").mkdir()
     server = endpoint.EndpointServer(("127.0.0.1", 0), tmp_path / "artifacts", cert, key)
-    server.start_background()
+    serve_in_background(server)
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
