@@ -1,4 +1,4 @@
-"""The controller's own records: clusters, installer credentials (and later nodes and operations).
+"""The controller's own records: clusters, installer credentials, nodes and operations.
 
 SQLite in WAL mode is the embedded default: every `salt-run` is its own process, and the
 reactor writes too, so each read-modify-write runs inside `BEGIN IMMEDIATE`, which takes the

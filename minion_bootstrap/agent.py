@@ -4,7 +4,7 @@ Everything kubesalt puts on a node lives under /opt/kubesalt plus one systemd un
 (`conjurer -d`) is exact, and a customer's own salt-minion (/etc/salt, /var/cache/salt,
 /var/run/salt, salt-minion.service) is never read or written. Salt field notes: a second minion
 must differ in config dir, root_dir, sock_dir and utils_dirs, or it takes over the first one's
-event sockets (see shared SALT-NOTES).
+event sockets.
 
 Standard library only: this runs from the conjurer zipapp on a bare node.
 """

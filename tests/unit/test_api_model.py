@@ -3,6 +3,8 @@
 import concurrent.futures
 import json
 import os
+import pathlib
+import re
 import stat
 import threading
 
@@ -18,6 +20,18 @@ def test_functions_served_are_kubesalts_runners_only():
     assert all(f.split(".")[0] in ("cluster", "node", "artifacts") for f in served)
     assert not any(f.startswith("operation.") for f in served)
     assert set(api.roles()["viewer"]) == set(api.VIEWER_FUNCTIONS) <= served
+
+
+def test_the_readme_role_table_names_every_function_of_each_role():
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.*) \|$", readme, re.M))
+    for role, functions in api.roles().items():
+        for function in functions:
+            group, verb = function.split(".")
+            row = rows[role]
+            named = (f"`{function}`" in row or verb in re.split(r"[^\w]+", row)
+                     and f"`{group}.*`" in row)
+            assert named, f"README's {role} row does not name {function}"
 
 
 @pytest.mark.parametrize("body,status,needle", [
