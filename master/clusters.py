@@ -17,11 +17,7 @@ from .store import AlreadyExists, NotFound
 from kubesalt.minion_bootstrap import credentials
 
 
-class ClusterError(Refused):
-    """A refused cluster request."""
-
-
-_refuse = ClusterError.one
+_refuse = Refused.one
 
 
 def _record(store, name):
@@ -44,7 +40,7 @@ def create(store, name, matrix=None, **options):
     try:
         spec = spec_mod.build(name, matrix, **options)
     except spec_mod.ValidationError as exc:
-        raise ClusterError(exc.as_dict()) from None
+        raise Refused(exc.as_dict()) from None
     try:
         store.create_cluster(name, spec.to_dict())
     except AlreadyExists:
@@ -74,7 +70,7 @@ def update(store, name, matrix=None, **changes):
             new = spec_mod.apply_update(spec_mod.ClusterSpec.from_dict(current), matrix,
                                         **changes)
         except spec_mod.ValidationError as exc:
-            raise ClusterError(exc.as_dict()) from None
+            raise Refused(exc.as_dict()) from None
         return new.to_dict()
 
     return _view(store.update_cluster(name, change), matrix)

@@ -27,11 +27,7 @@ FACT_GRAINS = ("os", "osrelease", "oscodename", "kernelrelease", "cpuarch", "num
 ROLES = ("master", "worker", "storage")
 
 
-class NodeError(Refused):
-    """A refused node request."""
-
-
-_refuse = NodeError.one
+_refuse = Refused.one
 
 
 def status_of(record, key_state):
@@ -141,7 +137,7 @@ def _as_list(value):
 
 def validate_config(cluster_spec, grains, roles, interface, storage_devices):
     """Check a node's roles, interface and storage devices against its probed facts and its
-    cluster's type; return the configuration to store or raise NodeError with every problem."""
+    cluster's type; return the configuration to store or raise Refused with every problem."""
     errors = []
     roles = _as_list(roles)
     devices = _as_list(storage_devices)
@@ -188,7 +184,7 @@ def validate_config(cluster_spec, grains, roles, interface, storage_devices):
                                       "partition on this node; candidates: "
                                       f"{', '.join(sorted(candidates)) or 'none'}"})
     if errors:
-        raise NodeError(errors)
+        raise Refused(errors)
     address = interfaces[interface]["ipv4"][0]
     return {"roles": sorted(set(roles)), "interface": interface, "address": address,
             "storage_devices": devices}

@@ -14,10 +14,6 @@ CILIUM_MIN_KERNEL = (4, 19, 57)
 ARM = ("aarch64", "arm64")
 
 
-class ProvisionError(Refused):
-    """Provisioning refused: every problem with the cluster's nodes at once."""
-
-
 def _kernel(release):
     parts = []
     for piece in str(release).split("-")[0].split("."):
@@ -97,7 +93,7 @@ def validate(spec, nodes, grains_of, new_only=False, controller_addresses=()):
                 problem("nodes", f"{node['id']} would be a new master of a READY cluster; only "
                                  "workers can be added")
     if errors:
-        raise ProvisionError(errors)
+        raise Refused(errors)
     return sorted(masters, key=lambda n: n["id"]) + sorted(workers, key=lambda n: n["id"])
 
 
@@ -113,7 +109,7 @@ def cluster_and_nodes(store, layout, cluster):
     try:
         record = store.get_cluster(cluster)
     except NotFound:
-        raise ProvisionError([{"field": "name", "message": f"no cluster named {cluster!r}"}]) \
+        raise Refused([{"field": "name", "message": f"no cluster named {cluster!r}"}]) \
             from None
     spec = dict(record["spec"])
     from . import spec as spec_mod  # noqa: PLC0415 - avoid a cycle at import time
@@ -138,7 +134,7 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_ad
     for kind, verb in RESUMED_BY.items():
         failed = launch.last_failed(store, cluster, kind)
         if failed:
-            raise ProvisionError([{"field": "name", "message": f"{cluster}'s {kind} "
+            raise Refused([{"field": "name", "message": f"{cluster}'s {kind} "
                                    f"{failed['id']} failed at {failed['failed_stage']}; finish "
                                    f"it first: {verb.format(cluster=cluster)}"}])
     adding = record["state"] == "READY"
@@ -146,7 +142,7 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_ad
                        controller_addresses=controller_addresses)
     lacking = artifacts.missing(layout.artifacts_dir, matrix_mod.default(), spec["k8s_version"])
     if lacking:
-        raise ProvisionError([{"field": "artifacts", "message": f"the artifact store lacks "
+        raise Refused([{"field": "artifacts", "message": f"the artifact store lacks "
                                                                f"{len(lacking)} file(s) for "
                                                                f"{spec['k8s_version']}, e.g. "
                                                                f"{lacking[0]}; run salt-run "
@@ -156,12 +152,9 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_ad
     if adding:
         only = {n["id"] for n in ordered if n["status"] == "APPROVED"}
         if not only:
-            raise ProvisionError([{"field": "nodes", "message": "the cluster is READY and has "
+            raise Refused([{"field": "nodes", "message": "the cluster is READY and has "
                                                                "no new configured node to add"}])
     resume = None if adding else resume_point(store, cluster)
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
                           resume_from=resume, only=only)
-    try:
-        return launch.start(store, layout, conf_dir, cluster, "provision", stages, spawn=spawn)
-    except Refused as exc:
-        raise ProvisionError(exc.errors) from None
+    return launch.start(store, layout, conf_dir, cluster, "provision", stages, spawn=spawn)

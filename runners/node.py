@@ -19,6 +19,7 @@ import salt.utils.minions
 import salt.wheel
 
 from kubesalt.master import nodes, removal, runner_support
+from kubesalt.master.errors import Refused
 
 __virtualname__ = "node"
 PROBE_TIMEOUT = 60
@@ -93,12 +94,12 @@ def configure(node, roles=None, interface=None, storage_devices=None):
     store = runner_support.store(__opts__)
     record, shown = nodes.get(store, _pki(), node)
     if shown["status"] != "APPROVED":
-        raise nodes.NodeError([{"field": "node", "message": f"{node} is {shown['status']}; "
+        raise Refused([{"field": "node", "message": f"{node} is {shown['status']}; "
                                                             "only APPROVED nodes are "
                                                             "configured"}])
     grains = _grains(node)
     if not grains.get("kubesalt_interfaces"):
-        raise nodes.NodeError([{"field": "node", "message": f"{node} has not been probed "
+        raise Refused([{"field": "node", "message": f"{node} has not been probed "
                                                             "yet; wait for it to connect"}])
     spec = store.get_cluster(record["cluster"])["spec"]
     config = nodes.validate_config(spec, grains, roles, interface, storage_devices)
@@ -137,7 +138,7 @@ def probe(node_id):
     store = runner_support.store(__opts__)
     try:
         _, shown = nodes.get(store, _pki(), node_id)
-    except nodes.NodeError:
+    except Refused:
         return {"probed": False, "reason": "not an enrolled node"}
     if shown["status"] in ("ENROLLED", "DISCOVERED", "REJECTED", "KEY_MISMATCH"):
         return {"probed": False, "reason": shown["status"]}

@@ -4,6 +4,7 @@ subnets, subnets holding a host's address, and the artifact store's architecture
 import pytest
 
 from kubesalt.master import api, artifacts, matrix, provision, spec
+from kubesalt.master.errors import Refused
 
 
 def fields(exc):
@@ -69,7 +70,7 @@ GRAINS = {"os": "Debian", "os_family": "Debian", "kernelrelease": "6.1.0", "cpua
 def test_a_pod_subnet_holding_a_node_is_refused_naming_the_node():
     node = {"id": "node-ab12-10-77-0-11-e", "status": "APPROVED", "address": "10.77.0.11",
             "config": {"roles": ["master"], "address": "10.77.0.11"}}
-    with pytest.raises(provision.ProvisionError) as exc:
+    with pytest.raises(Refused) as exc:
         provision.validate(SPEC, [node], lambda n: GRAINS)
     (error,) = exc.value.errors
     assert error["field"] == "pod_subnet" and "node-ab12-10-77-0-11-e" in error["message"]
@@ -79,7 +80,7 @@ def test_a_service_subnet_holding_the_controller_is_refused():
     spec_ = dict(SPEC, pod_subnet="10.244.0.0/16", service_subnet="10.64.0.0/12")
     node = {"id": "n1", "status": "APPROVED", "address": "192.168.1.5",
             "config": {"roles": ["master"], "address": "192.168.1.5"}}
-    with pytest.raises(provision.ProvisionError) as exc:
+    with pytest.raises(Refused) as exc:
         provision.validate(spec_, [node], lambda n: GRAINS, controller_addresses=("10.77.0.1",))
     assert fields(exc) == ["service_subnet"] and "controller" in exc.value.errors[0]["message"]
     spec_ok = dict(spec_, service_subnet="10.96.0.0/12")

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubesalt.master import clusters
 from kubesalt.master.store import Store
+from kubesalt.master.errors import Refused
 
 SETTINGS = {"advertise": "10.77.0.1", "publish_port": 4505, "ret_port": 4506,
             "https_port": 4507}
@@ -38,7 +39,7 @@ def issuing(tmp_path):
 
 
 def _refused_dest(issue, dest):
-    with pytest.raises(clusters.ClusterError) as exc:
+    with pytest.raises(Refused) as exc:
         issue(dest)
     assert fields(exc) == ["dest"]
     assert issue.store.installers("edge1") == []  # nothing issued

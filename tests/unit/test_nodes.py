@@ -1,6 +1,7 @@
 import pytest
 
 from kubesalt.master import nodes
+from kubesalt.master.errors import Refused
 
 GRAINS = {
     "cpuarch": "x86_64", "os": "Debian",
@@ -34,16 +35,16 @@ def test_converged_master_also_works():
     (CONVERGED, "worker", "eth0", "/dev/sdb", "storage_devices"),
 ])
 def test_bad_configuration_refused(spec, roles, interface, devices, field):
-    with pytest.raises(nodes.NodeError) as exc:
+    with pytest.raises(Refused) as exc:
         nodes.validate_config(spec, GRAINS, roles, interface, devices)
     assert field in fields(exc)
 
 
 def test_arm64_worker_needs_ubuntu():
     arm = dict(GRAINS, cpuarch="aarch64")
-    with pytest.raises(nodes.NodeError):
+    with pytest.raises(Refused):
         nodes.validate_config(CONVERGED, arm, "worker", "eth0", None)
-    with pytest.raises(nodes.NodeError):
+    with pytest.raises(Refused):
         nodes.validate_config(CONVERGED, dict(arm, os="Ubuntu"), "master", "eth0", None)
     assert nodes.validate_config(CONVERGED, dict(arm, os="Ubuntu"), "worker", "eth0", None)
 

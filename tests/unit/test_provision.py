@@ -1,6 +1,7 @@
 import pytest
 
 from kubesalt.master import provision
+from kubesalt.master.errors import Refused
 
 SPEC = {"ha": True, "dedicated_master": True, "type": "dedicated-multi-master",
         "storage": "rook-ceph", "blueprint": "default-upstream", "cni": "calico"}
@@ -26,7 +27,7 @@ def test_valid_dedicated_multi_orders_masters_first():
 
 def test_every_problem_listed_at_once():
     nodes = [view("m1", "master"), view("d1", status="DISCOVERED"), view("u1")]
-    with pytest.raises(provision.ProvisionError) as exc:
+    with pytest.raises(Refused) as exc:
         provision.validate(SPEC, nodes, lambda n: GRAINS)
     assert set(fields(exc)) == {"nodes", "masters", "workers", "storage"}
     messages = " ".join(e["message"] for e in exc.value.errors)
@@ -43,11 +44,11 @@ def test_cilium_kernel_and_rhel7():
     spec = dict(SPEC, ha=False, dedicated_master=False, storage="none", cni="cilium")
     nodes = [view("m1", "master", "worker")]
     old = dict(GRAINS, kernelrelease="4.19.56-1")
-    with pytest.raises(provision.ProvisionError) as exc:
+    with pytest.raises(Refused) as exc:
         provision.validate(spec, nodes, lambda n: old)
     assert fields(exc) == ["cni"]
     rhel7 = dict(GRAINS, os_family="RedHat", osmajorrelease=7, kernelrelease="5.4.0")
-    with pytest.raises(provision.ProvisionError):
+    with pytest.raises(Refused):
         provision.validate(spec, nodes, lambda n: rhel7)
     ok = dict(GRAINS, kernelrelease="4.19.57")
     assert provision.validate(spec, nodes, lambda n: ok)
@@ -57,7 +58,7 @@ def test_arm64_only_ubuntu_workers():
     spec = dict(SPEC, ha=False, storage="none")
     nodes = [view("m1", "master"), view("w1", "worker")]
     arm = {"w1": dict(GRAINS, cpuarch="aarch64"), "m1": GRAINS}
-    with pytest.raises(provision.ProvisionError):
+    with pytest.raises(Refused):
         provision.validate(spec, nodes, arm.get)
     arm["w1"]["os"] = "Ubuntu"
     assert provision.validate(spec, nodes, arm.get)
@@ -67,6 +68,6 @@ def test_adding_to_ready_cluster_refuses_new_master():
     spec = dict(SPEC, ha=False, storage="none")
     nodes = [view("m1", "master", status="READY"), view("w1", "worker", status="READY"),
              view("m2", "master")]
-    with pytest.raises(provision.ProvisionError) as exc:
+    with pytest.raises(Refused) as exc:
         provision.validate(spec, nodes, lambda n: GRAINS, new_only=True)
     assert "only workers can be added" in str(exc.value)
