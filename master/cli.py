@@ -15,6 +15,7 @@ import salt.crypt
 from . import agent_bundle, api, config, daemon, pki
 from . import store as store_mod
 from .layout import Layout
+from .processes import process_alive
 
 UNIT_NAME = "kubesalt-controller.service"
 UNIT_PATH = Path("/etc/systemd/system") / UNIT_NAME
@@ -154,7 +155,7 @@ def running_operations(layout):
     if not (Path(layout.state_dir) / store_mod.DB_NAME).exists():
         return []
     return [op_id for op_id, pid in store_mod.Store(layout.state_dir).active_operations()
-            if pid is not None and daemon.process_alive(pid)]
+            if pid is not None and process_alive(pid)]
 
 
 def _apply_acl_change(layout):

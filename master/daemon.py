@@ -16,6 +16,7 @@ import psutil
 import salt.utils.crypt
 
 from . import config, operations
+from .processes import process_alive
 from . import store as store_mod
 
 START_TIMEOUT = 60
@@ -389,19 +390,6 @@ def _kill_group(pid, what):
     except ProcessLookupError:
         return
     _wait_for(lambda: not process_alive(pid), STOP_TIMEOUT, f"{what} (pid {pid}) to die")
-
-
-def process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie left by a parent that has not reaped it no longer serves anything.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def status(layout):

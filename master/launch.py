@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .daemon import process_alive
+from .processes import process_alive
 from .errors import Refused
 from .store import AlreadyExists
 

@@ -6,7 +6,7 @@ Validation lists every problem at once. The operation runs detached (kubesalt.ma
 import ipaddress
 
 from . import artifacts, keys, launch, matrix as matrix_mod, nodes as nodes_mod, plan
-from .daemon import process_alive
+from .processes import process_alive
 from .errors import Refused
 from .store import NotFound
 

@@ -14,7 +14,7 @@ from kubesalt.master import clusters, operations, runner_support
 from kubesalt.master import provision as provision_mod
 from kubesalt.master import reset as reset_mod
 from kubesalt.master import upgrade as upgrade_mod
-from kubesalt.master.daemon import process_alive
+from kubesalt.master.processes import process_alive
 from kubesalt.master.errors import Refused
 from kubesalt.master.store import NotFound
 
