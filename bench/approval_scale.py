@@ -18,7 +18,7 @@ import time
 import psutil
 
 from bench.lab_session import conjurer_on, lab_and_controller, node_rows, wait_until
-from kubesalt.master import daemon
+from kubesalt.master.controller import daemon
 from kubesalt.master.layout import Layout
 
 

@@ -25,7 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from kubesalt.master import endpoint, pki
+from kubesalt.master.endpoint import server as endpoint
+from kubesalt.master.trust import pki
 
 ARTIFACT = "/artifacts/agent/bench.bin"
 SIZE = 1 << 20

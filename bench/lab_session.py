@@ -7,9 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kubesalt.master import nodes as nodes_mod
+from kubesalt.master.inventory import nodes as nodes_mod
 from kubesalt.master.layout import Layout
-from kubesalt.master.store import Store
+from kubesalt.master.inventory.store import Store
 from tests.integration.controller import Controller
 from tests.lab import Lab
 

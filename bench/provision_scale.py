@@ -12,7 +12,8 @@ import subprocess
 import time
 
 from bench.lab_session import lab_and_controller
-from kubesalt.master import cluster_secrets, plan
+from kubesalt.master.trust import cluster_secrets
+from kubesalt.master.ops import plan
 from kubesalt.master.layout import Layout
 from tests.integration.controller import BIN
 from tests.lab import artifacts as lab_artifacts

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import salt.crypt
 
-from . import agent_bundle, api, config, daemon, pki
-from . import store as store_mod
-from .layout import Layout
-from .processes import process_alive
+from kubesalt.master.agent import bundle as agent_bundle
+from kubesalt.master.api import model as api
+from kubesalt.master.controller import config
+from kubesalt.master.controller import daemon
+from kubesalt.master.trust import pki
+from kubesalt.master.inventory import store as store_mod
+from kubesalt.master.layout import Layout
+from kubesalt.master.processes import process_alive
 
 UNIT_NAME = "kubesalt-controller.service"
 UNIT_PATH = Path("/etc/systemd/system") / UNIT_NAME

@@ -127,7 +127,7 @@ class Agent:
 
     def install_software(self, bundle_path, sha256):
         """Install the agent software from a node-agent bundle (format 2, see
-        kubesalt.master.agent_bundle): Salt and its dependencies already installed and
+        kubesalt.master.agent.bundle): Salt and its dependencies already installed and
         byte-compiled, unpacked into a venv of our own. Nothing is built or resolved here.
         Skipped when the same bundle is already installed; an earlier install stays in place
         until the new one is complete."""

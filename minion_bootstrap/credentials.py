@@ -2,7 +2,7 @@
 
 The controller seals (`seal`), the node opens (`open_credentials`). The node has only the Python
 3.8+ standard library, so everything here is hashlib/hmac/base64/json/ssl; the controller's
-`master/pki.py` makes the certificates and keys and verifies enrollments with `cryptography`,
+`master/trust/pki.py` makes the certificates and keys and verifies enrollments with `cryptography`,
 over the bytes `canonical_json` produces here.
 
 File layout (text outside the armoured sections is a comment and ignored):

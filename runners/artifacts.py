@@ -5,7 +5,9 @@
     salt-run artifacts.missing 1.30
 """
 
-from kubesalt.master import artifacts, matrix, runner_support
+from kubesalt.master.inventory import artifacts
+from kubesalt.master.inventory import matrix
+from kubesalt.master.verbs import support
 from kubesalt.master.errors import Refused
 
 __virtualname__ = "artifacts"
@@ -31,11 +33,11 @@ def _release(version, arch):
     return m, release
 
 
-@runner_support.verb
+@support.verb
 def sync(version, source=None, arch="amd64"):
     """Fill the store with every artifact of a Kubernetes release, checksummed."""
     m, release = _release(version, arch)
-    layout = runner_support.layout(__opts__)
+    layout = support.layout(__opts__)
     try:
         synced = artifacts.sync(layout.artifacts_dir, m, release, source=source, arch=arch)
     except (OSError, ValueError) as exc:
@@ -43,10 +45,10 @@ def sync(version, source=None, arch="amd64"):
     return {"version": release, "artifacts": synced}
 
 
-@runner_support.verb
+@support.verb
 def missing(version, arch="amd64"):
     """What the store still lacks for a release."""
     m, release = _release(version, arch)
-    layout = runner_support.layout(__opts__)
+    layout = support.layout(__opts__)
     return {"version": release,
             "missing": artifacts.missing(layout.artifacts_dir, m, release, arch)}

@@ -10,13 +10,15 @@ Thin wrappers: the logic is kubesalt.master.clusters, which unit tests call with
 
 import sys
 
-from kubesalt.master import clusters, operations, runner_support
-from kubesalt.master import provision as provision_mod
-from kubesalt.master import reset as reset_mod
-from kubesalt.master import upgrade as upgrade_mod
+from kubesalt.master.inventory import clusters
+from kubesalt.master.ops import executor
+from kubesalt.master.verbs import support
+from kubesalt.master.ops import provision as provision_mod
+from kubesalt.master.ops import reset as reset_mod
+from kubesalt.master.ops import upgrade as upgrade_mod
 from kubesalt.master.processes import process_alive
 from kubesalt.master.errors import Refused
-from kubesalt.master.store import NotFound
+from kubesalt.master.inventory.store import NotFound
 
 __virtualname__ = "cluster"
 
@@ -25,88 +27,88 @@ def __virtual__():
     return __virtualname__
 
 
-@runner_support.verb
+@support.verb
 def create(name, **options):
     """Create a cluster. Every option has a default; see README for the list."""
-    return clusters.create(runner_support.store(__opts__), name, **options)
+    return clusters.create(support.store(__opts__), name, **options)
 
 
-@runner_support.verb
+@support.verb
 def show(name):
     """Every setting of a cluster with its effective value, its type and the nodes it needs."""
-    return clusters.show(runner_support.store(__opts__), name)
+    return clusters.show(support.store(__opts__), name)
 
 
-@runner_support.verb
+@support.verb
 def list_():
     """All clusters with their settings."""
-    return clusters.list_(runner_support.store(__opts__))
+    return clusters.list_(support.store(__opts__))
 
 
-@runner_support.verb
+@support.verb
 def update(name, **changes):
     """Change labels (merged; a label set to null is removed), location, auto_approve,
     blueprint_version, reset_enabled or installer_ttl_days."""
-    return clusters.update(runner_support.store(__opts__), name, **changes)
+    return clusters.update(support.store(__opts__), name, **changes)
 
 
-@runner_support.verb
+@support.verb
 def delete(name):
     """Delete a cluster record and its installer credentials."""
-    return clusters.delete(runner_support.store(__opts__), name)
+    return clusters.delete(support.store(__opts__), name)
 
 
-@runner_support.verb
+@support.verb
 def installer(name, dest=None, rotate=False):
     """Issue installer credentials: writes NAME.pem and NAME-passphrase.txt (0600) to dest.
     rotate=True revokes every earlier set of this cluster's credentials."""
-    layout = runner_support.layout(__opts__)
-    return clusters.installer(runner_support.store(__opts__),
-                              runner_support.controller_settings(__opts__),
+    layout = support.layout(__opts__)
+    return clusters.installer(support.store(__opts__),
+                              support.controller_settings(__opts__),
                               layout.kubesalt_pki, layout.master_pub, name, dest,
                               rotate=rotate)
 
 
-@runner_support.verb
+@support.verb
 def provision(name, wait=False, timeout=3600):
     """Validate the cluster's nodes and start provisioning; returns the operation id. With
     wait=True, reports each stage as it runs and returns the final status. Rerunning after a
     failure resumes at the failed stage; on a READY cluster it joins new configured workers."""
-    store = runner_support.store(__opts__)
-    settings = runner_support.controller_settings(__opts__)
-    op = provision_mod.start(store, runner_support.layout(__opts__), name, _grains,
+    store = support.store(__opts__)
+    settings = support.controller_settings(__opts__)
+    op = provision_mod.start(store, support.layout(__opts__), name, _grains,
                              _conf_dir(), controller_addresses=(settings.get("advertise"),
                                                                 settings.get("interface")))
-    return runner_support.started(__context__, store, op, wait, timeout, _progress)
+    return support.started(__context__, store, op, wait, timeout, _progress)
 
 
-@runner_support.verb
+@support.verb
 def upgrade(name, k8s_version=None, wait=False, timeout=7200):
     """Upgrade the cluster's Kubernetes to k8s_version (one minor at a time, never down):
     the first master, the other masters, then the workers one at a time, each drained around
     its upgrade; containerd and etcd follow the version matrix. After a failure, run it again
     (the version may be left out) to resume at the failed stage."""
-    store = runner_support.store(__opts__)
-    op = upgrade_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
+    store = support.store(__opts__)
+    op = upgrade_mod.start(store, support.layout(__opts__), name, _conf_dir(),
                            k8s_version=k8s_version)
-    return runner_support.started(__context__, store, op, wait, timeout, _progress)
+    return support.started(__context__, store, op, wait, timeout, _progress)
 
 
-@runner_support.verb
+@support.verb
 def reset(name, confirm=False, wait=False, timeout=3600):
     """Reset the cluster: kubeadm reset and everything provisioning installed removed from
     every node, kubesalt's agent removed, the nodes' keys and records deleted, installer
     credentials revoked. The cluster and its settings stay, ready for new installer
     credentials. Needs reset_enabled=True on the cluster, and confirm=True."""
-    store = runner_support.store(__opts__)
+    store = support.store(__opts__)
     confirmed = confirm
     if not confirmed and _interactive():
         answer = input(f"Reset cluster {name}: every node loses Kubernetes and kubesalt. "
                        "Type the cluster name to confirm: ")
         confirmed = answer.strip() == name
-    op = reset_mod.start(store, runner_support.layout(__opts__), name, _conf_dir(),
+    op = reset_mod.start(store, support.layout(__opts__), name, _conf_dir(),
                          confirm=confirmed)
-    result = runner_support.started(__context__, store, op, wait, timeout, _progress)
+    result = support.started(__context__, store, op, wait, timeout, _progress)
     if op["params"].get("unreachable"):
         result["warning"] = (f"{', '.join(op['params']['unreachable'])} never had an accepted "
                              "key: nothing runs there; their key and record are deleted but "
@@ -124,25 +126,25 @@ def _conf_dir():
 
 
 def _grains(node_id):
-    return runner_support.cached_grains(__opts__, node_id)
+    return support.cached_grains(__opts__, node_id)
 
 
 def _progress(message):
     __jid_event__.fire_event({"message": message}, "progress")
 
 
-@runner_support.verb
+@support.verb
 def status(name, history=False):
     """The cluster's last operation stage by stage (state, start, duration, nodes, error); with
     history=True every operation."""
-    store = runner_support.store(__opts__)
+    store = support.store(__opts__)
     try:
         store.get_cluster(name)
     except NotFound:
         raise Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list") \
             from None
     store.reap_operations(name, process_alive)
-    ops = [operations.status_view(op) for op in store.operations(name)]
+    ops = [executor.status_view(op) for op in store.operations(name)]
     # The cluster's state is read after its operations: an executor sets it before it records
     # the operation done, so a finished operation is never shown beside its busy state (read
     # first, the state could be RESETTING while the operation read a moment later was done).

@@ -18,7 +18,9 @@ import salt.utils.event
 import salt.utils.minions
 import salt.wheel
 
-from kubesalt.master import nodes, removal, runner_support
+from kubesalt.master.inventory import nodes
+from kubesalt.master.ops import removal
+from kubesalt.master.verbs import support
 from kubesalt.master.errors import Refused
 
 __virtualname__ = "node"
@@ -31,11 +33,11 @@ def __virtual__():
 
 
 def _pki():
-    return runner_support.layout(__opts__).pki_dir
+    return support.layout(__opts__).pki_dir
 
 
 def _grains(node_id):
-    return runner_support.cached_grains(__opts__, node_id)
+    return support.cached_grains(__opts__, node_id)
 
 
 def _connected():
@@ -49,37 +51,37 @@ def _fire(node_id, status, data=None):
                        f"kubesalt/node/{node_id}/{status}")
 
 
-@runner_support.verb
+@support.verb
 def list_(cluster=None, status=None, search=None, sort="hostname"):
     """Enrolled nodes with their status; filter by cluster, status or search text (a
     substring or glob of id, cluster, status, address); sort by hostname, status, created or
     cluster (prefix - to reverse)."""
-    return nodes.list_nodes(runner_support.store(__opts__), _pki(), cluster=cluster,
+    return nodes.list_nodes(support.store(__opts__), _pki(), cluster=cluster,
                             status=status, search=search, sort=sort,
                             connected_ids=_connected())
 
 
-@runner_support.verb
+@support.verb
 def show(node):
     """One node with every probed fact."""
-    _, shown = nodes.get(runner_support.store(__opts__), _pki(), node, _grains(node),
+    _, shown = nodes.get(support.store(__opts__), _pki(), node, _grains(node),
                          node in _connected())
     return shown
 
 
-@runner_support.verb
+@support.verb
 def approve(node):
     """Accept a DISCOVERED node's key: it joins its cluster and gets probed."""
-    nodes.check_approvable(runner_support.store(__opts__), _pki(), node)
+    nodes.check_approvable(support.store(__opts__), _pki(), node)
     salt.wheel.WheelClient(__opts__).cmd("key.accept", [node], print_event=False)
     _fire(node, "APPROVED")
     return {"node": node, "status": "APPROVED"}
 
 
-@runner_support.verb
+@support.verb
 def reject(node):
     """Reject a node's key: it can run nothing from the controller."""
-    nodes.check_rejectable(runner_support.store(__opts__), _pki(), node)
+    nodes.check_rejectable(support.store(__opts__), _pki(), node)
     salt.wheel.WheelClient(__opts__).cmd("key.reject", [node],
                                          kwarg={"include_accepted": True},
                                          print_event=False)
@@ -87,11 +89,11 @@ def reject(node):
     return {"node": node, "status": "REJECTED"}
 
 
-@runner_support.verb
+@support.verb
 def configure(node, roles=None, interface=None, storage_devices=None):
     """Set a node's roles (master, worker, storage), network interface and storage devices,
     validated against its probed facts and its cluster's type."""
-    store = runner_support.store(__opts__)
+    store = support.store(__opts__)
     record, shown = nodes.get(store, _pki(), node)
     if shown["status"] != "APPROVED":
         raise Refused([{"field": "node", "message": f"{node} is {shown['status']}; "
@@ -108,34 +110,34 @@ def configure(node, roles=None, interface=None, storage_devices=None):
     return {"node": node, "config": config}
 
 
-@runner_support.verb
+@support.verb
 def remove(node, drain=True, wait=False, timeout=3600):
     """Take a node out of its cluster: drained (unless drain=False) and deleted from
     Kubernetes, its etcd member removed first when it is a master, kubeadm reset and what
     provisioning installed removed, kubesalt's agent removed, its key and record deleted.
     Refused for a cluster's only master, below etcd quorum, or for the last worker of a
     dedicated cluster. A node whose key was never accepted is forgotten at once."""
-    store = runner_support.store(__opts__)
-    op = removal.start(store, runner_support.layout(__opts__), node,
+    store = support.store(__opts__)
+    op = removal.start(store, support.layout(__opts__), node,
                        __opts__["conf_file"].rsplit("/", 1)[0], drain=drain,
-                       forget=functools.partial(runner_support.delete_keys, __opts__))
+                       forget=functools.partial(support.delete_keys, __opts__))
     if op is None:
         _fire(node, "REMOVED")
         return {"node": node, "removed": True,
                 "note": "its key was never accepted: nothing ran on it; run conjurer -d there "
                         "to remove kubesalt's agent"}
-    return runner_support.started(__context__, store, op, wait, timeout, _progress)
+    return support.started(__context__, store, op, wait, timeout, _progress)
 
 
 def _progress(message):
     __jid_event__.fire_event({"message": message}, "progress")
 
 
-@runner_support.verb
+@support.verb
 def probe(node_id):
     """Sync kubesalt's modules and grains to an approved node (the reactor calls this when a
     minion starts). Trusts nothing from the event: only enrolled, accepted nodes are probed."""
-    store = runner_support.store(__opts__)
+    store = support.store(__opts__)
     try:
         _, shown = nodes.get(store, _pki(), node_id)
     except Refused:

@@ -11,7 +11,11 @@ import functools
 import salt.runner
 import salt.utils.event
 
-from kubesalt.master import cluster_secrets, operations, removal, reset, runner_support
+from kubesalt.master.trust import cluster_secrets
+from kubesalt.master.ops import executor
+from kubesalt.master.ops import removal
+from kubesalt.master.ops import reset
+from kubesalt.master.verbs import support
 
 __virtualname__ = "operation"
 
@@ -28,9 +32,9 @@ def _fire(tag, data):
 
 def execute(operation_id):
     """Run an operation to its end (started detached by cluster.provision)."""
-    store = runner_support.store(__opts__)
+    store = support.store(__opts__)
     runner = salt.runner.RunnerClient(__opts__)
-    layout = runner_support.layout(__opts__)
+    layout = support.layout(__opts__)
 
     def run_orchestration(mods, pillar):
         return runner.cmd("state.orchestrate", [mods], kwarg={"pillar": pillar},
@@ -41,26 +45,26 @@ def execute(operation_id):
         "forget-node": functools.partial(_forget, removal.forget_node, layout),
     }
     op = store.operation(operation_id)
-    result = operations.execute(
+    result = executor.execute(
         store, run_orchestration, operation_id,
         ensure_secrets=(lambda cluster: cluster_secrets.ensure(layout, cluster))
         if op["kind"] in ("provision", "upgrade") else None,
         controller_stages=controller_stages)
-    _fire(f"kubesalt/operation/{operation_id}/{result['state']}", operations.status_view(result))
-    return operations.status_view(result)
+    _fire(f"kubesalt/operation/{operation_id}/{result['state']}", executor.status_view(result))
+    return executor.status_view(result)
 
 
 def _forget(forget, layout, store, op):
-    forget(store, op, layout, functools.partial(runner_support.delete_keys, __opts__))
+    forget(store, op, layout, functools.partial(support.delete_keys, __opts__))
 
 
 def stage_started(operation, stage):
-    runner_support.store(__opts__).stage_started(operation, stage)
+    support.store(__opts__).stage_started(operation, stage)
     _fire(f"kubesalt/operation/{operation}/stage/{stage}/running", {"stage": stage})
     return True
 
 
 def stage_finished(operation, stage):
-    runner_support.store(__opts__).stage_finished(operation, stage, True)
+    support.store(__opts__).stage_finished(operation, stage, True)
     _fire(f"kubesalt/operation/{operation}/stage/{stage}/done", {"stage": stage})
     return True

@@ -5,7 +5,9 @@ import logging
 
 import salt.utils.event
 
-from kubesalt.master import endpoint, enrollment, runner_support
+from kubesalt.master.endpoint import server as endpoint
+from kubesalt.master.endpoint import enrollment
+from kubesalt.master.verbs import support
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,8 @@ def start(interface, port, max_per_address=endpoint.MAX_PER_ADDRESS,
           max_connections=endpoint.MAX_CONNECTIONS):
     """The caps are engine options (`engines: [{kubesalt_endpoint: {max_per_address: N}}]`)
     for a site whose nodes reach the controller through one NAT address."""
-    layout = runner_support.layout(__opts__)
-    store = runner_support.store(__opts__)
+    layout = support.layout(__opts__)
+    store = support.store(__opts__)
     server = endpoint.EndpointServer(
         (interface, int(port)), layout.artifacts_dir,
         layout.kubesalt_pki / "endpoint.crt", layout.kubesalt_pki / "endpoint.key",

@@ -1,12 +1,13 @@
 """kubesalt's REST API: salt-api's rest_cherrypy, narrowed to what kubesalt serves.
 
-Loaded by salt-api from `netapi_dirs` (master/config.py writes the configuration under the
-`kubesalt_api` key). It reuses rest_cherrypy's application (sessions, eauth login, token
+Loaded by salt-api from `netapi_dirs` (master/controller/config.py writes the configuration
+under the `kubesalt_api` key). It reuses rest_cherrypy's application (sessions, eauth login, token
 handling, content negotiation, TLS) and changes this:
 
 - only `/` (POST: run one or more runner calls), `/login` and `/logout` are mounted; the
   event stream, jobs, keys, minions, webhook, stats and websocket endpoints are not;
-- every request is checked against master/openapi.yaml before Salt sees it (master/api.py):
+- every request is checked against master/api/openapi.yaml before Salt sees it
+  (master/api/model.py):
   a malformed body is a 400 with a message instead of whatever the runner would make of it
   (rest_cherrypy answers some malformed bodies with 500, e.g. a /login body that is a JSON
   list of strings), and a role that may not call a function gets 403 rather than Salt's 401
@@ -17,7 +18,7 @@ handling, content negotiation, TLS) and changes this:
   browser's session cookie; errors are JSON `{status, return: message}`;
 - limits, for clients that are not logged in too: bodies up to 1 MB (413), JSON nesting up to
   32 levels (400), up to 10 calls per request (400), failed logins throttled per user name and
-  per address (429 with Retry-After; master/api.py LoginThrottle);
+  per address (429 with Retry-After; master/api/model.py LoginThrottle);
 - connections that say nothing hold no thread: the TLS handshake runs in a worker once the
   client has sent its hello, not in the one thread that accepts connections, and a
   connection waits for its request in cheroot's selector, not in a worker (_Server).
@@ -30,7 +31,7 @@ import html
 import json
 import logging
 
-from kubesalt.master import api
+from kubesalt.master.api import model as api
 
 try:
     import cheroot.server

@@ -2,10 +2,11 @@
 controller's records, and nothing of other clusters or other nodes' secrets.
 
 Configured by kubesalt-controller init as `ext_pillar: [{kubesalt: {}}]`; the logic is
-kubesalt.master.pillar_builder, which unit tests call without a master.
+kubesalt.master.ops.pillar, which unit tests call without a master.
 """
 
-from kubesalt.master import pillar_builder, runner_support
+from kubesalt.master.ops import pillar as kubesalt_pillar
+from kubesalt.master.verbs import support
 
 
 def __virtual__():
@@ -13,5 +14,4 @@ def __virtual__():
 
 
 def ext_pillar(minion_id, pillar, *args, **kwargs):
-    return pillar_builder.build(runner_support.store(__opts__),
-                                runner_support.layout(__opts__), minion_id)
+    return kubesalt_pillar.build(support.store(__opts__), support.layout(__opts__), minion_id)

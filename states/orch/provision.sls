@@ -1,5 +1,5 @@
 {#- Run an operation (provision, upgrade, reset, remove-node): one block per node stage of the
-    operation, rendered from its plan (kubesalt.master.plan) that the controller passes as
+    operation, rendered from its plan (kubesalt.master.ops.plan) that the controller passes as
     pillar `kubesalt_operation`. The same stage names are what `salt-run cluster.status` shows;
     the stages that target the controller are done by the operation's executor afterwards.
 

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from kubesalt.master import agent_bundle
+from kubesalt.master.agent import bundle as agent_bundle
 from kubesalt.minion_bootstrap import agent
 
 from .controller import Controller

@@ -194,7 +194,7 @@ def test_records_survive_restart_and_init_rerun(controller, tmp_path):
     _, status_after = controller.status()
     assert status_after["master_fingerprint"] == status_before["master_fingerprint"]
     assert controller.run_ok("cluster.list") == before
-    from kubesalt.master.store import Store
+    from kubesalt.master.inventory.store import Store
 
     store = Store(controller.root / "var" / "lib" / "kubesalt")
     assert len(store.valid_installer_serials("persist1")) == 1

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 TEST_RUNNER = '''
 import logging
 
-from kubesalt.master import runner_support
+from kubesalt.master.verbs import support as runner_support
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def test_stop_lets_a_runner_following_an_operation_report_the_interruption(ctl):
     runners.mkdir(parents=True)
     (runners / "kstest.py").write_text(TEST_RUNNER)
     assert ctl.run_ok("saltutil.sync_runners") == ["runners.kstest"]
-    from kubesalt.master.store import Store
+    from kubesalt.master.inventory.store import Store
 
     store = Store(store_dir)
     store.create_cluster("follow1", {})

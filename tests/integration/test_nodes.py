@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kubesalt.master import pki
-from kubesalt.master.store import Store
+from kubesalt.master.trust import pki
+from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import cli as conjurer_cli
 from kubesalt.minion_bootstrap import credentials
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from kubesalt.master import artifacts, matrix
+from kubesalt.master.inventory import artifacts
+from kubesalt.master.inventory import matrix
 
 from .controller import BIN, Controller, _env, running
 

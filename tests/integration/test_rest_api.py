@@ -1,6 +1,6 @@
 """The REST API (salt-api with kubesalt's kubesalt_api module) of a real controller, over HTTPS
 on loopback: login, the same results as salt-run, roles, what nobody may reach, bad tokens,
-malformed bodies, and a property check of master/openapi.yaml that finds no server error."""
+malformed bodies, and a property check of master/api/openapi.yaml that finds no server error."""
 
 import copy
 import os
@@ -11,7 +11,7 @@ import requests
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from kubesalt.master import api as api_model
+from kubesalt.master.api import model as api_model
 
 from .controller import running
 
@@ -322,7 +322,7 @@ def test_secrets_stay_out_of_logs(ctl):
         assert secret not in text
 
 
-# --- property check of master/openapi.yaml -------------------------------------------------
+# --- property check of master/api/openapi.yaml -------------------------------------------------
 
 def _schema_without(functions):
     """openapi.yaml minus functions that reach outside the machine or take long (artifacts.sync

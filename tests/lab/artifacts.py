@@ -21,8 +21,8 @@ import re
 import tarfile
 from pathlib import Path
 
-from kubesalt.master import artifacts as store_artifacts
-from kubesalt.master import matrix as matrix_mod
+from kubesalt.master.inventory import artifacts as store_artifacts
+from kubesalt.master.inventory import matrix as matrix_mod
 
 from . import rootfs
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kubesalt.master import pki
+from kubesalt.master.trust import pki
 from kubesalt.minion_bootstrap import credentials
 from tests.waiting import wait_for
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from kubesalt.master import matrix as matrix_mod
+from kubesalt.master.inventory import matrix as matrix_mod
 from tests.integration.controller import BIN
 from tests.lab import artifacts as lab_artifacts
 from tests.waiting import wait_for

@@ -5,7 +5,7 @@ plan is rendered here without touching this file."""
 
 import hashlib
 
-from kubesalt.master import plan
+from kubesalt.master.ops import plan
 
 OS_GRAINS = {
     "Debian": {"os": "Debian", "os_family": "Debian", "osrelease": "12",

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubesalt.master import operations, plan
+from kubesalt.master.ops import executor as operations
+from kubesalt.master.ops import plan
 
 from . import matrix
 from .conftest import where

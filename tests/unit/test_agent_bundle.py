@@ -15,7 +15,7 @@ import zipfile
 import pytest
 import salt.version
 
-from kubesalt.master import agent_bundle
+from kubesalt.master.agent import bundle as agent_bundle
 from kubesalt.minion_bootstrap import agent
 
 SALT = salt.version.__version__

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from kubesalt.master import api
+from kubesalt.master.api import model as api
 from kubesalt.master.layout import Layout
 
 

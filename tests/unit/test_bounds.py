@@ -3,7 +3,11 @@ subnets, subnets holding a host's address, and the artifact store's architecture
 
 import pytest
 
-from kubesalt.master import api, artifacts, matrix, provision, spec
+from kubesalt.master.api import model as api
+from kubesalt.master.inventory import artifacts
+from kubesalt.master.inventory import matrix
+from kubesalt.master.ops import provision
+from kubesalt.master.inventory import spec
 from kubesalt.master.errors import Refused
 
 

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import psutil
 
-from kubesalt.master import cli, config, daemon, layout as layout_mod, salt_noise
-from kubesalt.master.store import Store
+from kubesalt.master import cli
+from kubesalt.master.controller import config
+from kubesalt.master.controller import daemon
+from kubesalt.master import layout as layout_mod
+from kubesalt.master.verbs import salt_noise
+from kubesalt.master.inventory.store import Store
 from tests.waiting import wait_for
 
 

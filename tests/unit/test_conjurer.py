@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kubesalt.master import agent_bundle, conjurer_zipapp
+from kubesalt.master.agent import bundle as agent_bundle
+from kubesalt.master.agent import conjurer_zipapp
 from kubesalt.minion_bootstrap import agent, cli, identity
 
 CONTROLLER = {"address": "10.77.0.1", "publish_port": 4505, "ret_port": 4506,

@@ -18,8 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kubesalt.master import clusters, endpoint, pki
-from kubesalt.master.store import Store
+from kubesalt.master.inventory import clusters
+from kubesalt.master.endpoint import server as endpoint
+from kubesalt.master.trust import pki
+from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import agent as agent_mod
 from kubesalt.minion_bootstrap import cli, credentials, prechecks
 from tests.serving import serve_in_background

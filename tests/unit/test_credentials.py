@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from kubesalt.master import pki
+from kubesalt.master.trust import pki
 from kubesalt.minion_bootstrap import credentials as creds
 
 REPO = Path(__file__).resolve().parents[2]

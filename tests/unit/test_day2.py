@@ -3,10 +3,16 @@ plans they resolve to, and the executor's controller stages."""
 
 import pytest
 
-from kubesalt.master import (clusters, layout as layout_mod, matrix as matrix_mod, operations, plan,
-                             removal, reset, upgrade)
+from kubesalt.master.inventory import clusters
+from kubesalt.master import layout as layout_mod
+from kubesalt.master.inventory import matrix as matrix_mod
+from kubesalt.master.ops import executor as operations
+from kubesalt.master.ops import plan
+from kubesalt.master.ops import removal
+from kubesalt.master.ops import reset
+from kubesalt.master.ops import upgrade
 from kubesalt.master.errors import Refused
-from kubesalt.master.store import Store
+from kubesalt.master.inventory.store import Store
 
 MATRIX = matrix_mod.default()
 

@@ -19,8 +19,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kubesalt.master import endpoint, enrollment, pki
-from kubesalt.master.store import Store
+from kubesalt.master.endpoint import server as endpoint
+from kubesalt.master.endpoint import enrollment
+from kubesalt.master.trust import pki
+from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import credentials as creds
 from tests.serving import serve_in_background
 
@@ -78,7 +80,7 @@ def endpoint_log(monkeypatch):
     """The endpoint's log records, kept here only: salt-factories leaves a deferred stderr
     handler on the root logger, which would print them after the session."""
     records = _Records()
-    logger = logging.getLogger("kubesalt.master.endpoint")
+    logger = logging.getLogger("kubesalt.master.endpoint.server")
     monkeypatch.setattr(logger, "propagate", False)
     monkeypatch.setattr(logger, "handlers", [records])
     return records

@@ -7,8 +7,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kubesalt.master import enrollment, pki
-from kubesalt.master.store import Store
+from kubesalt.master.endpoint import enrollment
+from kubesalt.master.trust import pki
+from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import credentials as creds
 
 REQUEST = {"purpose": "check", "cluster": "c", "node_id": "node-abcd-10-0-0-1-c",

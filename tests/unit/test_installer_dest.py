@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kubesalt.master import clusters
-from kubesalt.master.store import Store
+from kubesalt.master.inventory import clusters
+from kubesalt.master.inventory.store import Store
 from kubesalt.master.errors import Refused
 
 SETTINGS = {"advertise": "10.77.0.1", "publish_port": 4505, "ret_port": 4506,

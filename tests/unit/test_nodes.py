@@ -1,6 +1,6 @@
 import pytest
 
-from kubesalt.master import nodes
+from kubesalt.master.inventory import nodes
 from kubesalt.master.errors import Refused
 
 GRAINS = {

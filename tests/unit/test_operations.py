@@ -1,7 +1,8 @@
 import pytest
 
-from kubesalt.master import operations, plan
-from kubesalt.master.store import AlreadyExists, Store
+from kubesalt.master.ops import executor as operations
+from kubesalt.master.ops import plan
+from kubesalt.master.inventory.store import AlreadyExists, Store
 
 FAILED_RETURN = {
     "retcode": 1,

@@ -1,4 +1,4 @@
-from kubesalt.master import plan
+from kubesalt.master.ops import plan
 
 
 def node(node_id, *roles):

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from kubesalt.master import endpoint, pki
+from kubesalt.master.endpoint import server as endpoint
+from kubesalt.master.trust import pki
 from kubesalt.minion_bootstrap import checks, preflight, prechecks, probes
 from tests.serving import serve_in_background
 

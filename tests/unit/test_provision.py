@@ -1,6 +1,6 @@
 import pytest
 
-from kubesalt.master import provision
+from kubesalt.master.ops import provision
 from kubesalt.master.errors import Refused
 
 SPEC = {"ha": True, "dedicated_master": True, "type": "dedicated-multi-master",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kubesalt.master import runner_args
+from kubesalt.master.verbs import args as runner_args
 from kubesalt.master.errors import Refused
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from kubesalt.master import clusters
-from kubesalt.master.store import Store
+from kubesalt.master.inventory import clusters
+from kubesalt.master.inventory.store import Store
 
 
 # ---- secrets in views ---------------------------------------------------------------------

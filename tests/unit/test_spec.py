@@ -1,6 +1,7 @@
 import pytest
 
-from kubesalt.master import matrix, spec
+from kubesalt.master.inventory import matrix
+from kubesalt.master.inventory import spec
 
 
 def fields(exc):

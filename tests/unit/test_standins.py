@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubesalt.master import cluster_secrets
+from kubesalt.master.trust import cluster_secrets
 
 BIN = Path(__file__).resolve().parents[1] / "lab" / "bin"
 STANDIN_VERSION = re.search(r'^STANDIN_VERSION = "(v[^"]+)"', (BIN / "kubeadm").read_text(),

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from kubesalt.master.store import AlreadyExists, NotFound, Store
+from kubesalt.master.inventory.store import AlreadyExists, NotFound, Store
 
 
 def test_create_get_update_delete(tmp_path):

@@ -6,8 +6,12 @@ the Kubernetes CA key, the certificate key and etcd TLS to masters only; each et
 only its own key. The layout of the result is the contract in states/README.md.
 """
 
-from . import artifacts, cluster_secrets, keys, matrix as matrix_mod, spec as spec_mod
-from .store import NotFound
+from kubesalt.master.inventory import artifacts
+from kubesalt.master.trust import cluster_secrets
+from kubesalt.master.inventory import keys
+from kubesalt.master.inventory import matrix as matrix_mod
+from kubesalt.master.inventory import spec as spec_mod
+from kubesalt.master.inventory.store import NotFound
 
 CONTROL_PLANE_ENDPOINT = "control-plane.service.consul:6443"
 

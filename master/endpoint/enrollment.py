@@ -26,7 +26,8 @@ from pathlib import Path
 
 from kubesalt.minion_bootstrap.credentials import canonical_json
 
-from . import keys, pki
+from kubesalt.master.inventory import keys
+from kubesalt.master.trust import pki
 
 # How far the node's clock may be from ours; conjurer's precheck allows less.
 MAX_CLOCK_SKEW = 600

@@ -13,7 +13,7 @@ named parameter takes one line of text.
 import inspect
 import math
 
-from .errors import Refused
+from kubesalt.master.errors import Refused
 
 # Parameters that hold versions: "1.30" must never become 1.3.
 VERSION_PARAMETERS = frozenset({"version", "k8s_version", "blueprint_version"})

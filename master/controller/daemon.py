@@ -15,9 +15,10 @@ from pathlib import Path
 import psutil
 import salt.utils.crypt
 
-from . import config, operations
-from .processes import process_alive
-from . import store as store_mod
+from kubesalt.master.controller import config
+from kubesalt.master.ops import executor
+from kubesalt.master.processes import process_alive
+from kubesalt.master.inventory import store as store_mod
 
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
@@ -328,8 +329,8 @@ def _stop_daemon(layout, program):
 def interrupt_operations(layout):
     """End every operation's executor and record the operation as interrupted."""
     if (Path(layout.state_dir) / store_mod.DB_NAME).exists():
-        operations.interrupt_running(store_mod.Store(layout.state_dir), process_alive,
-                                     lambda pid: _kill_group(pid, "operation process"))
+        executor.interrupt_running(store_mod.Store(layout.state_dir), process_alive,
+                                   lambda pid: _kill_group(pid, "operation process"))
 
 
 def end_runners(layout, grace=RUNNER_GRACE):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from . import tree
+from kubesalt.master import tree
 
 
 def _version_key(version):

@@ -17,7 +17,7 @@ import yaml
 
 from kubesalt.minion_bootstrap.agent import sha256_file
 
-from . import tree
+from kubesalt.master import tree
 
 INDEX = "index.json"
 SALT_PREFIX = "salt://kubesalt-artifacts/"

@@ -1,14 +1,19 @@
 """Provisioning a cluster: validation of its nodes against its type, then one operation.
 
-Validation lists every problem at once. The operation runs detached (kubesalt.master.launch).
+Validation lists every problem at once. The operation runs detached (kubesalt.master.ops.launch).
 """
 
 import ipaddress
 
-from . import artifacts, keys, launch, matrix as matrix_mod, nodes as nodes_mod, plan
-from .processes import process_alive
-from .errors import Refused
-from .store import NotFound
+from kubesalt.master.inventory import artifacts
+from kubesalt.master.inventory import keys
+from kubesalt.master.ops import launch
+from kubesalt.master.inventory import matrix as matrix_mod
+from kubesalt.master.inventory import nodes as nodes_mod
+from kubesalt.master.ops import plan
+from kubesalt.master.processes import process_alive
+from kubesalt.master.errors import Refused
+from kubesalt.master.inventory.store import NotFound
 
 CILIUM_MIN_KERNEL = (4, 19, 57)
 ARM = ("aarch64", "arm64")
@@ -112,7 +117,7 @@ def cluster_and_nodes(store, layout, cluster):
         raise Refused([{"field": "name", "message": f"no cluster named {cluster!r}"}]) \
             from None
     spec = dict(record["spec"])
-    from . import spec as spec_mod  # noqa: PLC0415 - avoid a cycle at import time
+    from kubesalt.master.inventory import spec as spec_mod  # noqa: PLC0415 - avoid a cycle at import time
 
     spec["type"] = spec_mod.ClusterSpec.from_dict(record["spec"]).cluster_type
     store.reap_operations(cluster, process_alive)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from . import api, tree
+from kubesalt.master.api import model as api
+from kubesalt.master import tree
 
 DEFAULTS = {"interface": "127.0.0.1", "publish_port": 4505, "ret_port": 4506,
             "https_port": 4507, "api_port": 8443, "advertise": None, "ntp_server": None}
@@ -91,8 +92,8 @@ def kubesalt_config(layout, settings):
 
 def api_config(layout, settings):
     """salt-api's part of the master configuration. Only client=runner is enabled, and each
-    user's ACL names kubesalt's runner functions one by one (master/api.py renders them from
-    master/openapi.yaml), so no other runner, wheel or execution function is reachable."""
+    user's ACL names kubesalt's runner functions one by one (master/api/model.py renders them from
+    master/api/openapi.yaml), so no other runner, wheel or execution function is reachable."""
     return {
         "netapi_dirs": [str(tree.master_dir() / "netapi")],
         "netapi_enable_clients": ["runner"],

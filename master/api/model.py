@@ -1,7 +1,7 @@
 """The REST API's model: which runner functions it serves, who may call which, how a request
 is checked, and the user store behind Salt's `file` eauth.
 
-master/openapi.yaml is the single description: the functions served are the `fun` values of
+master/api/openapi.yaml is the single description: the functions served are the `fun` values of
 its request schemas, and every request is checked against those schemas here (a small
 validator for the JSON Schema subset the file uses) before Salt sees it.
 

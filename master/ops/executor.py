@@ -11,7 +11,7 @@ callables its caller passes (they need Salt's key store, which this module does 
 import os
 import time
 
-from . import plan
+from kubesalt.master.ops import plan
 
 ORCHESTRATION = "orch.provision"
 

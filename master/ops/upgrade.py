@@ -7,8 +7,13 @@ A failed upgrade is resumed by asking for it again (same version, or none): the 
 the failed stage; every upgrade step is safe to repeat on a node that already did it.
 """
 
-from . import artifacts, launch, matrix as matrix_mod, nodes as nodes_mod, plan, provision
-from .errors import Refused
+from kubesalt.master.inventory import artifacts
+from kubesalt.master.ops import launch
+from kubesalt.master.inventory import matrix as matrix_mod
+from kubesalt.master.inventory import nodes as nodes_mod
+from kubesalt.master.ops import plan
+from kubesalt.master.ops import provision
+from kubesalt.master.errors import Refused
 
 
 def _key(version):

@@ -11,7 +11,7 @@ import urllib.parse
 
 from cryptography import x509
 
-from . import matrix as matrix_mod
+from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.minion_bootstrap import supported_os
 
 CLUSTER_TYPES = {
@@ -29,7 +29,7 @@ DEFAULT_OS = "ubuntu-22.04"
 DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 DEFAULT_TTL_DAYS = 365
-# Limits shared with master/openapi.yaml (a unit test holds the two together): salt-run and
+# Limits shared with master/api/openapi.yaml (a unit test holds the two together): salt-run and
 # the REST API accept exactly the same values.
 MAX_TTL_DAYS = 36500
 MAX_TEXT = 1024

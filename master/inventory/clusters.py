@@ -10,10 +10,12 @@ import time
 from datetime import UTC
 from pathlib import Path
 
-from . import matrix as matrix_mod
-from . import conjurer_zipapp, pki, spec as spec_mod
-from .errors import Refused
-from .store import AlreadyExists, NotFound
+from kubesalt.master.inventory import matrix as matrix_mod
+from kubesalt.master.agent import conjurer_zipapp
+from kubesalt.master.trust import pki
+from kubesalt.master.inventory import spec as spec_mod
+from kubesalt.master.errors import Refused
+from kubesalt.master.inventory.store import AlreadyExists, NotFound
 from kubesalt.minion_bootstrap import credentials
 
 

@@ -9,9 +9,9 @@ operations) while the key stays accepted.
 
 import fnmatch
 
-from . import keys
-from .errors import Refused
-from .store import NotFound
+from kubesalt.master.inventory import keys
+from kubesalt.master.errors import Refused
+from kubesalt.master.inventory.store import NotFound
 
 STATUSES = ("ENROLLED", "DISCOVERED", "APPROVED", "REJECTED", "KEY_MISMATCH", "PROVISIONING",
             "READY", "FAILED", "UPGRADING", "RESETTING", "REMOVING")

@@ -6,8 +6,12 @@ settings stay: new installer credentials enroll nodes again and provisioning sta
 Destructive, so two gates: the cluster's `reset_enabled` setting, and `confirm=True`.
 """
 
-from . import cluster_secrets, launch, nodes as nodes_mod, plan, provision
-from .errors import Refused
+from kubesalt.master.trust import cluster_secrets
+from kubesalt.master.ops import launch
+from kubesalt.master.inventory import nodes as nodes_mod
+from kubesalt.master.ops import plan
+from kubesalt.master.ops import provision
+from kubesalt.master.errors import Refused
 
 
 def start(store, layout, cluster, conf_dir, confirm=False, spawn=True):

@@ -4,10 +4,11 @@ uniform way to refuse a request (non-zero exit from salt-run, the errors as data
 import logging
 import time
 
-from . import runner_args, salt_noise
-from .errors import Refused
-from .layout import Layout
-from .store import Store
+from kubesalt.master.verbs import args as runner_args
+from kubesalt.master.verbs import salt_noise
+from kubesalt.master.errors import Refused
+from kubesalt.master.layout import Layout
+from kubesalt.master.inventory.store import Store
 
 log = logging.getLogger(__name__)
 salt_noise.quiet()
@@ -107,7 +108,7 @@ def delete_keys(opts, ids):
 def follow(store, op_id, timeout, progress):
     """Report stage changes through `progress(message)` until operation `op_id` ends; returns
     its status view. Polls the store: the executor is another process."""
-    from . import operations  # noqa: PLC0415 - keeps this module light for every runner
+    from kubesalt.master.ops import executor  # noqa: PLC0415 - keeps this module light for every runner
 
     deadline = time.monotonic() + timeout
     seen = {}
@@ -121,9 +122,9 @@ def follow(store, op_id, timeout, progress):
                     detail = f": {stage['error']}" if stage["error"] else ""
                     progress(f"[{op_id}] {stage['name']} {stage['state']} on {nodes}{detail}")
         if op["state"] in ("done", "failed"):
-            return operations.status_view(op)
+            return executor.status_view(op)
         if time.monotonic() > deadline:
-            view = operations.status_view(op)
+            view = executor.status_view(op)
             view["error"] = f"still {op['state']} after {timeout}s; see cluster.status"
             return view
         time.sleep(1)

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .processes import process_alive
-from .errors import Refused
-from .store import AlreadyExists
+from kubesalt.master.processes import process_alive
+from kubesalt.master.errors import Refused
+from kubesalt.master.inventory.store import AlreadyExists
 
 
 def start(store, layout, conf_dir, cluster, kind, stages, params=None, spawn=True):

@@ -6,9 +6,13 @@ Refused when the cluster would break: its only master, a master whose removal le
 quorum of the members it has now, or the last worker of a dedicated-master cluster.
 """
 
-from . import cluster_secrets, launch, nodes as nodes_mod, plan, provision
-from .errors import Refused
-from .store import NotFound
+from kubesalt.master.trust import cluster_secrets
+from kubesalt.master.ops import launch
+from kubesalt.master.inventory import nodes as nodes_mod
+from kubesalt.master.ops import plan
+from kubesalt.master.ops import provision
+from kubesalt.master.errors import Refused
+from kubesalt.master.inventory.store import NotFound
 
 NEVER_JOINED = "the node never joined Kubernetes"
 

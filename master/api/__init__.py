@@ -1,0 +1,1 @@
+"""The REST API's model: functions served, roles, request checks, users."""

@@ -1,0 +1,1 @@
+"""The controller's daemons: their configuration, start, stop and recovery."""

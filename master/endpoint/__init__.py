@@ -1,0 +1,1 @@
+"""The HTTPS endpoint nodes call to download artifacts and enroll."""

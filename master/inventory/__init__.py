@@ -1,0 +1,1 @@
+"""The records and what they describe: cluster specs, clusters, nodes, keys, artifacts."""

@@ -1,0 +1,1 @@
+"""The operation machinery: plans, their start, the executor and what a node's pillar holds."""

@@ -1,0 +1,1 @@
+"""Certificates and the per-cluster secrets the controller issues."""

@@ -1,0 +1,1 @@
+"""What every runner shares: argument binding, errors as data, calls into Salt."""
