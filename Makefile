@@ -26,13 +26,13 @@ lint: venv
 	find states master/reactor -name '*.sls' -print0 | xargs -0 -r $(VENV)/bin/salt-lint
 
 lab-packages:
-	@tests/lab/install-packages.sh $(LOG)
+	@tests/labkit/install-packages.sh $(LOG)
 
 # The lab needs root, systemd-nspawn and debootstrap; its tests skip with the reason otherwise.
 lab-prepare: venv lab-packages
 	@if [ "$$(id -u)" = 0 ]; then \
 	  echo "Preparing the lab's cached base image (once, about a minute; details in $(LOG))"; \
-	  $(PY) -m tests.lab prepare $(QUIET); \
+	  $(PY) -m tests.labkit prepare $(QUIET); \
 	fi
 
 test: lint lab-prepare
@@ -45,7 +45,7 @@ test-integration: venv
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test-lab: lab-prepare
-	$(PY) -m pytest -q tests/labtests $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 demo: lab-prepare
 	$(PY) -m tests.demo

@@ -11,7 +11,7 @@ from kubesalt.master.inventory import nodes as nodes_mod
 from kubesalt.master.layout import Layout
 from kubesalt.master.inventory.store import Store
 from tests.integration.controller import Controller
-from tests.lab import Lab
+from tests.labkit import Lab
 
 DEST = "/root/kubesalt"
 

@@ -16,8 +16,8 @@ from kubesalt.master.trust import cluster_secrets
 from kubesalt.master.ops import plan
 from kubesalt.master.layout import Layout
 from tests.integration.controller import BIN
-from tests.lab import artifacts as lab_artifacts
-from tests.labtests.test_provision import K8S, configure, enroll, provision
+from tests.labkit import artifacts as lab_artifacts
+from tests.e2e.test_provision import K8S, configure, enroll, provision
 
 
 def orchestrated(lab, controller, root, cluster, nodes):

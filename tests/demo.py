@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.integration.controller import BIN, Controller
-from tests.lab import Lab
-from tests.lab import artifacts as lab_artifacts
+from tests.labkit import Lab
+from tests.labkit import artifacts as lab_artifacts
 from tests.waiting import wait_for
 
 CLUSTER = "demo"

@@ -1,4 +1,4 @@
-"""The lab stand-ins (tests/lab/bin) on the host: each node is a directory that
+"""The lab stand-ins (tests/labkit/bin) on the host: each node is a directory that
 KUBESALT_STANDIN_ROOT re-roots every path into, and each API server listens on its own
 127.x.y.z loopback address, so nothing outside the test's temporary directory or loopback is
 touched."""
@@ -26,7 +26,7 @@ import yaml
 
 from kubesalt.master.trust import cluster_secrets
 
-BIN = Path(__file__).resolve().parents[1] / "lab" / "bin"
+BIN = Path(__file__).resolve().parents[1] / "labkit" / "bin"
 STANDIN_VERSION = re.search(r'^STANDIN_VERSION = "(v[^"]+)"', (BIN / "kubeadm").read_text(),
                             re.M).group(1)
 TOKEN = "abcdef.0123456789abcdef"

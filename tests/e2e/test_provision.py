@@ -12,7 +12,7 @@ import yaml
 
 from kubesalt.master.inventory import matrix as matrix_mod
 from tests.integration.controller import BIN
-from tests.lab import artifacts as lab_artifacts
+from tests.labkit import artifacts as lab_artifacts
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.lab

@@ -29,7 +29,7 @@ LAYERS = {
     "etcd": (("etcd-server", "etcd-client"),
              "systemctl disable etcd || true; rm -rf /var/lib/etcd/*"),
 }
-# Built like LAYERS but never part of a node: what the lab's artifact source (tests/lab/
+# Built like LAYERS but never part of a node: what the lab's artifact source (tests/labkit/
 # artifacts.py) packs for the states to install, as a real site's artifact store would hold
 # upstream releases. Debian's containerd, runc and CNI plugins are real and run in a node.
 ARTIFACT_LAYERS = {

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from tests.lab import Lab
-from tests.lab.lab import BRIDGE, CGROUP_ROOTS, PREFIX, STATE
+from tests.labkit import Lab
+from tests.labkit.lab import BRIDGE, CGROUP_ROOTS, PREFIX, STATE
 
 pytestmark = pytest.mark.lab
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from tests.integration.controller import Controller
-from tests.lab import Lab, rootfs
+from tests.labkit import Lab, rootfs
 
 pytestmark = pytest.mark.lab
 

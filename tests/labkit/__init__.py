@@ -13,7 +13,7 @@ services, and nothing leaks to the host.
 NTP: the lab's NTP server is chrony in a dedicated infra node `ntp` (10.77.0.2), run under
 faketime so a test can make it serve skewed time (`lab.skew_ntp(120)`) or stop it
 (`lab.stop_ntp()`); lab nodes share the host's kernel clock, so the server is what differs.
-What cannot exist here (kubeadm, kubelet, kubectl, consul) has stand-ins in tests/lab/bin,
+What cannot exist here (kubeadm, kubelet, kubectl, consul) has stand-ins in tests/labkit/bin,
 installed on nodes by the provisioning states like the real binaries.
 """
 

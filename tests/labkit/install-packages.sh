@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the lab needs (tests/lab/apt-packages.txt) that are missing.
+# Installs the Debian packages the lab needs (tests/labkit/apt-packages.txt) that are missing.
 # Needs root; prints one line, apt's own output goes to the log named by $1 (or stdout).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -5,10 +5,10 @@ Lab nodes have no internet and cannot run real Kubernetes, so the source holds:
 - real Debian binaries where they run in a node: containerd (+ shim, ctr), runc, the CNI
   plugins (from the cached `runtime` layer) and etcd/etcdctl (from the `etcd` layer), packed
   in the upstream release layouts the states expect;
-- the stand-ins of tests/lab/bin for what cannot run here: kubeadm, kubelet, kubectl (their
+- the stand-ins of tests/labkit/bin for what cannot run here: kubeadm, kubelet, kubectl (their
   STANDIN_VERSION line rewritten to the requested release), crictl (cri-tools is packaged
   nowhere we may install from) and consul;
-- small manifests shaped like the upstream ones (tests/lab/manifests), for the stand-in API
+- small manifests shaped like the upstream ones (tests/labkit/manifests), for the stand-in API
   server.
 Every file gets a <file>.sha256 beside it, which artifacts.sync verifies.
 Versions inside the Debian binaries are Debian's (e.g. etcd 3.4), whatever the matrix says:
@@ -36,8 +36,8 @@ REAL = ("containerd", "runc", "cni-plugins", "etcd")
 
 
 def describe():
-    return {"real (Debian 12 packages)": list(REAL), "lab stand-ins (tests/lab/bin)":
-            list(STANDINS), "lab manifests (tests/lab/manifests)":
+    return {"real (Debian 12 packages)": list(REAL), "lab stand-ins (tests/labkit/bin)":
+            list(STANDINS), "lab manifests (tests/labkit/manifests)":
             ["calico", "cilium", "cert-manager", "rook-ceph"]}
 
 
@@ -72,7 +72,7 @@ def contents(k8s_version, matrix=None, arch="amd64"):
     runtime, etcd_layer = rootfs.layer_dir("runtime"), rootfs.layer_dir("etcd")
     for layer in (runtime, etcd_layer):
         if not (layer / ".complete").exists():
-            raise FileNotFoundError(f"{layer} is not built: run `python -m tests.lab prepare`")
+            raise FileNotFoundError(f"{layer} is not built: run `python -m tests.labkit prepare`")
     built = {
         "kubeadm": standin("kubeadm", k8s_version),
         "kubelet": standin("kubelet", k8s_version),
@@ -99,7 +99,7 @@ def contents(k8s_version, matrix=None, arch="amd64"):
     missing = sorted(set(wanted) - set(built))
     if missing:
         raise KeyError(f"the lab source does not build {missing}; add them to "
-                       "tests/lab/artifacts.py")
+                       "tests/labkit/artifacts.py")
     return {wanted[name]: data for name, data in built.items() if name in wanted}
 
 

@@ -1,4 +1,4 @@
-"""python -m tests.lab {prepare, up --nodes N, status, exec NODE -- CMD..., push NODE SRC DEST,
+"""python -m tests.labkit {prepare, up --nodes N, status, exec NODE -- CMD..., push NODE SRC DEST,
 down, artifacts VERSION DEST}: the lab from the command line (run from the repository root,
 as root)."""
 
@@ -11,7 +11,7 @@ from .lab import Lab, LabError
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tests.lab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.labkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("prepare", help="build the cached base image and package layers")
     up = sub.add_parser("up", help="boot node1..nodeN")
