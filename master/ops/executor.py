@@ -13,7 +13,7 @@ import time
 
 from kubesalt.master.ops import plan
 
-ORCHESTRATION = "orch.provision"
+ORCHESTRATION = "orch.operation"
 
 
 # What a node is while an operation works on it, and what the cluster is meanwhile (None:

@@ -1,7 +1,7 @@
 """The plans of kubesalt's operations: each an ordered list of stages, in the spirit of
 kubeadm's phases. Provisioning, upgrade, reset and node removal each have one.
 
-The orchestration SLS (states/orch/provision.sls) is rendered from these lists, and
+The orchestration SLS (states/orch/operation.sls) is rendered from these lists, and
 `cluster.status` shows the same names, so what runs and what is shown cannot drift apart.
 Targets are node selections resolved against the cluster's configured nodes; stages that
 target `controller` are done by the operation's executor itself, after the node stages.

@@ -180,7 +180,7 @@ OUTSIDE = [
     {"client": "local_async", "tgt": "*", "fun": "cmd.run", "arg": ["id"]},
     {"client": "runner", "fun": "manage.status"},
     {"client": "runner", "fun": "jobs.list_jobs"},
-    {"client": "runner", "fun": "state.orchestrate", "mods": "orch.provision"},
+    {"client": "runner", "fun": "state.orchestrate", "mods": "orch.operation"},
     {"client": "runner", "fun": "operation.execute", "operation_id": "x"},
     {"client": "runner_async", "fun": "cluster.list"},
     {"client": "wheel", "fun": "key.list_all"},

@@ -405,7 +405,7 @@ def test_orchestration_renders_each_plan_as_one_chain(renderer, kind):
     op = {"id": "op-1", "cluster": "edge1", "kind": kind, "params": {"node": "node-s0"},
           "stages": [dict(s, state="skipped" if s["skip"] else "pending") for s in stages]}
     conf = _first(type="dedicated-multi-master", role="first master")
-    high, errors = renderer.render("orch.provision", conf["grains"],
+    high, errors = renderer.render("orch.operation", conf["grains"],
                                    operations.orchestration_pillar(op))
     assert not errors, errors
     states = flatten(high)
