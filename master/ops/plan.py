@@ -42,8 +42,6 @@ STAGES = (
     Stage("taints", "Taint or untaint the masters", "first_master", "kubesalt.taints"),
     Stage("cert-manager", "Install cert-manager", "first_master",
           "kubesalt.addons.cert_manager"),
-    Stage("operator", "Install the kubesalt operator", "first_master",
-          "kubesalt.addons.operator"),
     Stage("storage", "Install rook-ceph storage", "first_master", "kubesalt.addons.rook_ceph",
           timeout=900, when="storage"),
     Stage("wait-for-pods", "Wait for every pod to be ready", "first_master",
@@ -137,7 +135,9 @@ def resolve(spec, nodes, resume_from=None, only=None, kind="provision", removed=
     provisions just those nodes into an existing cluster. `removed` is the node record a
     removal takes out; `nodes` are then the ones that stay."""
     plan = []
-    resuming = resume_from is not None
+    # A stage name this plan no longer has (a failed run recorded before an upgrade of the
+    # controller) resumes from the start: every stage is idempotent, skipping them all is not.
+    resuming = resume_from in {s.name for s in PLANS[kind]}
     for stage in PLANS[kind]:
         if resuming and stage.name == resume_from:
             resuming = False

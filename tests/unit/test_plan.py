@@ -16,7 +16,7 @@ def by_name(stages):
 def test_order_matches_design():
     assert plan.STAGE_NAMES == (
         "prechecks", "os", "binaries", "containerd", "consul", "etcd", "control-plane-init",
-        "control-plane-join", "worker-join", "cni", "taints", "cert-manager", "operator",
+        "control-plane-join", "worker-join", "cni", "taints", "cert-manager",
         "storage", "wait-for-pods", "ready")
 
 
@@ -44,6 +44,12 @@ def test_resume_skips_earlier_stages_only():
     names = [s["name"] for s in stages if s["skip"] == "done in an earlier run"]
     assert names == list(plan.STAGE_NAMES[:plan.STAGE_NAMES.index("control-plane-join")])
     assert by_name(stages)["control-plane-join"]["skip"] == ""
+
+
+def test_resuming_at_a_stage_the_plan_no_longer_has_runs_every_stage():
+    # A provision recorded as failed at "operator" (a stage since removed) must not skip all.
+    stages = plan.resolve({"storage": "rook-ceph"}, NODES, resume_from="operator")
+    assert [s["name"] for s in stages if s["skip"] == "done in an earlier run"] == []
 
 
 def test_adding_nodes_touches_only_them():
