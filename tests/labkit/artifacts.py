@@ -5,9 +5,10 @@ Lab nodes have no internet and cannot run real Kubernetes, so the source holds:
 - real Debian binaries where they run in a node: containerd (+ shim, ctr), runc, the CNI
   plugins (from the cached `runtime` layer) and etcd/etcdctl (from the `etcd` layer), packed
   in the upstream release layouts the states expect;
-- the stand-ins of tests/labkit/bin for what cannot run here: kubeadm, kubelet, kubectl (their
-  STANDIN_VERSION line rewritten to the requested release), crictl (cri-tools is packaged
-  nowhere we may install from) and consul;
+- the stand-ins of tests/labkit/bin for what cannot run here: kubeadm, kubelet, kubectl (each
+  packed into one file with the standin_common.py they share, and their STANDIN_VERSION line
+  rewritten to the requested release), crictl (cri-tools is packaged nowhere we may install
+  from) and consul;
 - small manifests shaped like the upstream ones (tests/labkit/manifests), for the stand-in API
   server.
 Every file gets a <file>.sha256 beside it, which artifacts.sync verifies.
@@ -30,6 +31,11 @@ HERE = Path(__file__).resolve().parent
 BIN = HERE / "bin"
 MANIFESTS = HERE / "manifests"
 STANDIN_LINE = re.compile(rb'^STANDIN_VERSION = "[^"]*"$', re.M)
+# The region of kubeadm, kubelet and kubectl that loads standin_common.py when they run from the
+# source tree; a built stand-in has the file's text in its place.
+COMMON = BIN / "standin_common.py"
+COMMON_REGION = re.compile(rb"^# ---- shared stand-in code: standin_common\.py -+\n"
+                           rb".*?^# ---- end of shared stand-in code -+\n", re.M | re.S)
 
 STANDINS = ("kubeadm", "kubelet", "kubectl", "crictl", "consul")
 REAL = ("containerd", "runc", "cni-plugins", "etcd")
@@ -42,8 +48,15 @@ def describe():
 
 
 def standin(name, k8s_version=None):
-    """A stand-in's bytes; Kubernetes stand-ins report `k8s_version`."""
+    """A stand-in's bytes as a node gets them, one self-contained file: standin_common.py pasted
+    over the region that loads it; Kubernetes stand-ins report `k8s_version`."""
     data = (BIN / name).read_bytes()
+    if COMMON_REGION.search(data):
+        common = COMMON.read_bytes()
+        packed = (b"# ---- shared stand-in code, packed in from standin_common.py by "
+                  b"tests/labkit/artifacts.py ----\n" + common.rstrip(b"\n")
+                  + b"\n# ---- end of shared stand-in code ----\n")
+        data = COMMON_REGION.sub(lambda _match: packed, data, count=1)
     if k8s_version and STANDIN_LINE.search(data):
         data = STANDIN_LINE.sub(f'STANDIN_VERSION = "v{k8s_version}"'.encode(), data, count=1)
     return data

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from kubesalt.master.trust import cluster_secrets
+from tests.labkit import artifacts
 
 BIN = Path(__file__).resolve().parents[1] / "labkit" / "bin"
 STANDIN_VERSION = re.search(r'^STANDIN_VERSION = "(v[^"]+)"', (BIN / "kubeadm").read_text(),
@@ -516,12 +517,11 @@ def test_reset_removes_the_files_and_the_node(joined):
 # -- upgrade ------------------------------------------------------------------------------------
 
 def build_standin(directory, version):
-    """What the artifact sync does: one stand-in build per Kubernetes version."""
+    """What the artifact sync does: one stand-in build per Kubernetes version, exactly as the
+    lab's artifact source packs it for the nodes."""
     directory.mkdir(parents=True, exist_ok=True)
     for tool in ("kubeadm", "kubelet", "kubectl"):
-        text = (BIN / tool).read_text()
-        (directory / tool).write_text(text.replace(f'STANDIN_VERSION = "{STANDIN_VERSION}"',
-                                                   f'STANDIN_VERSION = "{version}"', 1))
+        (directory / tool).write_bytes(artifacts.standin(tool, version.removeprefix("v")))
     return directory
 
 
@@ -682,13 +682,27 @@ def test_consul_rejects_hcl_and_fails_on_demand(tmp_path):
 
 # -- the files themselves -----------------------------------------------------------------------
 
-SHARED = re.compile(r"# ---- shared stand-in block.*?# ---- end of shared stand-in block", re.S)
-
-
-def test_the_shared_block_is_identical_in_every_stand_in():
-    blocks = {tool: SHARED.search((BIN / tool).read_text()).group(0)
-              for tool in ("kubeadm", "kubelet", "kubectl")}
-    assert len(set(blocks.values())) == 1, "copy the shared block unchanged into every stand-in"
+@pytest.mark.parametrize("tool, args, expected", [
+    ("kubeadm", ("version", "-o", "short"), "v1.30.7"),
+    ("kubelet", ("--version",), "Kubernetes v1.30.7"),
+    ("kubectl", ("version", "--client"), "Client Version: v1.30.7"),
+])
+def test_each_packed_stand_in_is_one_self_contained_file(tmp_path, tool, args, expected):
+    source = (BIN / tool).read_text()
+    assert "standin_common.py" in source and "exec(" in source  # the source tree loads it
+    packed = artifacts.standin(tool, "1.30.7").decode()
+    assert "exec(" not in packed
+    common = (BIN / "standin_common.py").read_text().strip()
+    assert packed.count(common) == 1
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / tool).write_text(packed)
+    result = subprocess.run([sys.executable, str(alone / tool), *args], cwd=alone,
+                            env={**os.environ, "KUBESALT_STANDIN_ROOT": str(tmp_path / "root")},
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == expected
+    assert os.listdir(alone) == [tool]
 
 
 def test_each_stand_in_says_what_it_stands_in_for_and_reports_its_version(tmp_path):
