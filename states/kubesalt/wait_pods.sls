@@ -1,7 +1,7 @@
 {#- The last stage before READY: every pod of the cluster is Ready. Pods of finished Jobs
     (cert-manager's startup check, rook's OSD preparation) never become Ready, so pods that
     Succeeded are left out. #}
-{%- from "kubesalt/map.jinja" import kubesalt, node, paths, is_first_master with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, node, kubectl, is_first_master with context %}
 
 {%- if not is_first_master %}
 
@@ -9,8 +9,7 @@ Pods are awaited from the first master only:
   test.fail_without_changes:
     - comment: "{{ node.get('id', grains['id']) }} is not the first master"
 {%- else %}
-{%-   set wait = paths.bin_dir ~ "/kubectl --kubeconfig " ~ paths.admin_kubeconfig
-                 ~ " wait --for=condition=Ready pods --all --all-namespaces"
+{%-   set wait = kubectl ~ " wait --for=condition=Ready pods --all --all-namespaces"
                  ~ " --field-selector=status.phase!=Succeeded" %}
 
 Wait for every pod to be ready:

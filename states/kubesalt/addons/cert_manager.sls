@@ -1,6 +1,6 @@
 {#- cert-manager from its upstream release manifest. #}
-{%- from "kubesalt/map.jinja" import kubesalt, node, versions, is_first_master, need
-    with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, node, versions, is_first_master with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 {%- from "kubesalt/addons/manifest.jinja" import upstream_manifest with context %}
 
 {%- if not is_first_master %}

@@ -2,7 +2,8 @@
     artifact holds crds, common and operator in one file), then a CephCluster using exactly
     the devices configured on the storage nodes (pillar kubesalt:storage_nodes). #}
 {%- from "kubesalt/map.jinja" import kubesalt, cluster, node, versions, paths,
-                                     is_first_master, kubectl_apply, need with context %}
+                                     is_first_master with context %}
+{%- from "kubesalt/macros.jinja" import kubectl_apply, need with context %}
 {%- from "kubesalt/addons/manifest.jinja" import upstream_manifest, wait_deployments
     with context %}
 

@@ -1,7 +1,8 @@
 {#- The Kubernetes node binaries from the controller's artifact store, each checked against
     the sha256 the controller recorded, and kubelet's systemd unit as the upstream deb/rpm
     packages ship it (kubeadm starts and configures kubelet through it). #}
-{%- from "kubesalt/map.jinja" import kubesalt, artifacts, paths, proxy, need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, artifacts, paths, proxy with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 {{- need(["artifacts:kubeadm", "artifacts:kubelet", "artifacts:kubectl", "artifacts:crictl",
           "artifacts:cni_plugins"]) }}
 

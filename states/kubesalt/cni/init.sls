@@ -3,7 +3,8 @@
     subnet is written into the one setting each CNI takes it from; the result is applied
     once (reruns find every object and change nothing). #}
 {%- from "kubesalt/map.jinja" import kubesalt, cluster, node, artifacts, versions, paths,
-                                     is_first_master, kubectl_apply, need with context %}
+                                     is_first_master, kubectl with context %}
+{%- from "kubesalt/macros.jinja" import kubectl_apply, need with context %}
 
 {%- if not is_first_master %}
 
@@ -58,10 +59,10 @@ Set the pod subnet in the {{ cni }} manifest:
 Wait for the {{ cni }} agents to be ready:
   cmd.run:
     - name: >-
-        {{ paths.bin_dir }}/kubectl --kubeconfig {{ paths.admin_kubeconfig }} -n kube-system
+        {{ kubectl }} -n kube-system
         wait --for=condition=Ready pods -l {{ selector }} --timeout={{ kubesalt.addons.wait_timeout }}
     - unless: >-
-        {{ paths.bin_dir }}/kubectl --kubeconfig {{ paths.admin_kubeconfig }} -n kube-system
+        {{ kubectl }} -n kube-system
         wait --for=condition=Ready pods -l {{ selector }} --timeout=0s
     - retry:
         attempts: 3

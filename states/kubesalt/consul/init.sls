@@ -4,7 +4,8 @@
     that name is kubeadm's controlPlaneEndpoint. consul answers DNS on port 53 of the node's
     own address, first in resolv.conf (see states/README.md, "DNS"). #}
 {%- from "kubesalt/map.jinja" import kubesalt, cluster, node, artifacts, paths, is_master,
-                                     master_addresses, recursors, need with context %}
+                                     master_addresses, recursors with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 {{- need(["artifacts:consul", "node:address", "node:id", "cluster:name"]) }}
 {%- set consul = kubesalt.consul %}
 

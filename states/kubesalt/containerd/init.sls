@@ -1,7 +1,8 @@
 {#- containerd and runc from the controller's artifact store, configured the way kubeadm
     expects: systemd cgroup driver, the pause image of the cluster's Kubernetes minor, CNI
     from /opt/cni/bin. #}
-{%- from "kubesalt/map.jinja" import kubesalt, artifacts, versions, paths, proxy, need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, artifacts, versions, paths, proxy with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 {{- need(["artifacts:containerd", "artifacts:runc"]) }}
 
 {%- set tarball = paths.cache_dir ~ "/containerd-" ~ versions.containerd ~ ".tar.gz" %}

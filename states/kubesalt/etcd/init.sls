@@ -1,8 +1,9 @@
 {#- An external etcd member on each master, TLS everywhere with the certificates the
     controller issued (each member's certificate carries its address and both server and
     client auth, so it also serves as peer certificate). #}
-{%- from "kubesalt/map.jinja" import kubesalt, node, artifacts, etcd, paths, is_master,
-                                     versions, need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, node, artifacts, etcd, etcdctl, paths,
+                                     is_master, versions with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 
 {%- if not is_master %}
 
@@ -12,9 +13,6 @@ etcd runs on masters only:
 {%- else %}
 {{- need(["artifacts:etcd", "etcd:initial_cluster", "etcd:ca_cert", "etcd:cert", "etcd:key",
           "versions:etcd"]) }}
-{%- set etcdctl = paths.bin_dir ~ "/etcdctl --endpoints https://" ~ node.address ~ ":"
-                  ~ etcd.client_port ~ " --cacert " ~ etcd.pki_dir ~ "/ca.crt --cert "
-                  ~ etcd.pki_dir ~ "/server.crt --key " ~ etcd.pki_dir ~ "/server.key" %}
 {%- set tarball = paths.cache_dir ~ "/etcd-" ~ versions.etcd ~ ".tar.gz" %}
 
 Fetch the etcd release:

@@ -1,12 +1,11 @@
 {#- Delete a removed node from Kubernetes, once it was drained and reset (kubeadm's order: a
     kubelet still running would register the node again). Runs on a master that stays, for
     pillar kubesalt_op:node. #}
-{%- from "kubesalt/map.jinja" import paths with context %}
-{%- set target = salt["pillar.get"]("kubesalt_op:node") %}
+{%- from "kubesalt/map.jinja" import kubectl, op_node with context %}
+{%- set target = op_node %}
 {%- if not target %}
 {{- raise("pillar kubesalt_op:node names the node to delete; the orchestration passes it") }}
 {%- endif %}
-{%- set kubectl = paths.bin_dir ~ "/kubectl --kubeconfig " ~ paths.admin_kubeconfig %}
 
 Delete {{ target }} from Kubernetes:
   cmd.run:

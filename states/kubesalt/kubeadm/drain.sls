@@ -2,12 +2,11 @@
     and the node is cordoned. Runs on the first master, which has the admin kubeconfig; the
     node is pillar kubesalt_op:node, passed by the orchestration. A node Kubernetes does not
     know is left alone. #}
-{%- from "kubesalt/map.jinja" import kubesalt, paths with context %}
-{%- set target = salt["pillar.get"]("kubesalt_op:node") %}
+{%- from "kubesalt/map.jinja" import kubesalt, kubectl, op_node with context %}
+{%- set target = op_node %}
 {%- if not target %}
 {{- raise("pillar kubesalt_op:node names the node to drain; the orchestration passes it") }}
 {%- endif %}
-{%- set kubectl = paths.bin_dir ~ "/kubectl --kubeconfig " ~ paths.admin_kubeconfig %}
 
 Drain {{ target }}:
   cmd.run:

@@ -3,8 +3,9 @@
     nodes pin before any node exists). Secrets stay out of command lines and state output:
     the token and certificate key live in the 0600 config file, and kubeadm's output (which
     repeats them in its join hints) is not logged. #}
-{%- from "kubesalt/map.jinja" import kubesalt, node, paths, is_first_master, need
+{%- from "kubesalt/map.jinja" import kubesalt, node, paths, kubectl, is_first_master
     with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 
 {%- if not is_first_master %}
 
@@ -91,8 +92,8 @@ Initialise the control plane:
 
 Wait for the API server to be ready:
   cmd.run:
-    - name: {{ paths.bin_dir }}/kubectl --kubeconfig {{ paths.admin_kubeconfig }} get --raw=/readyz
-    - unless: {{ paths.bin_dir }}/kubectl --kubeconfig {{ paths.admin_kubeconfig }} get --raw=/readyz
+    - name: {{ kubectl }} get --raw=/readyz
+    - unless: {{ kubectl }} get --raw=/readyz
     - retry:
         attempts: {{ kubeadm.api_wait_attempts }}
         interval: {{ kubeadm.api_wait_interval }}

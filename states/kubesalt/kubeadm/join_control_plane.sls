@@ -1,8 +1,9 @@
 {#- Join a further master: kubeadm downloads the shared certificates the first master
     uploaded (decrypted with the certificate key) and starts a control-plane instance
     against the external etcd. #}
-{%- from "kubesalt/map.jinja" import kubesalt, node, is_master, is_first_master, paths, need
+{%- from "kubesalt/map.jinja" import kubesalt, node, is_master, is_first_master, kubectl
     with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 {%- from "kubesalt/kubeadm/join.jinja" import kubeadm_join with context %}
 
 {%- if not is_master or is_first_master %}
@@ -21,8 +22,8 @@ kubeadm control-plane join runs on the other masters only:
 # kubeadm writes admin.conf on joined masters too; the stage is done when it works.
 Wait for the API server to be ready:
   cmd.run:
-    - name: {{ paths.bin_dir }}/kubectl --kubeconfig {{ paths.admin_kubeconfig }} get --raw=/readyz
-    - unless: {{ paths.bin_dir }}/kubectl --kubeconfig {{ paths.admin_kubeconfig }} get --raw=/readyz
+    - name: {{ kubectl }} get --raw=/readyz
+    - unless: {{ kubectl }} get --raw=/readyz
     - retry:
         attempts: {{ kubesalt.kubeadm.api_wait_attempts }}
         interval: {{ kubesalt.kubeadm.api_wait_interval }}

@@ -1,5 +1,6 @@
 {#- Join a worker (any node without the master role, storage nodes included). #}
-{%- from "kubesalt/map.jinja" import node, is_master, need with context %}
+{%- from "kubesalt/map.jinja" import node, is_master with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 {%- from "kubesalt/kubeadm/join.jinja" import kubeadm_join with context %}
 
 {%- if is_master %}

@@ -1,11 +1,10 @@
 {#- Let pods back onto a node after its upgrade (the counterpart of kubesalt.kubeadm.drain,
     run on the first master for pillar kubesalt_op:node). #}
-{%- from "kubesalt/map.jinja" import paths with context %}
-{%- set target = salt["pillar.get"]("kubesalt_op:node") %}
+{%- from "kubesalt/map.jinja" import kubectl, op_node with context %}
+{%- set target = op_node %}
 {%- if not target %}
 {{- raise("pillar kubesalt_op:node names the node to uncordon; the orchestration passes it") }}
 {%- endif %}
-{%- set kubectl = paths.bin_dir ~ "/kubectl --kubeconfig " ~ paths.admin_kubeconfig %}
 
 Uncordon {{ target }}:
   cmd.run:

@@ -2,8 +2,8 @@
     NoSchedule taint. Dedicated clusters keep workloads off them: make sure every master
     carries it. Each change is guarded by a query of the node's taints, so a rerun changes
     nothing. #}
-{%- from "kubesalt/map.jinja" import kubesalt, cluster, node, masters, paths,
-                                     is_first_master, control_plane_taint with context %}
+{%- from "kubesalt/map.jinja" import cluster, node, masters, kubectl, is_first_master,
+                                     control_plane_taint with context %}
 
 {%- if not is_first_master %}
 
@@ -11,7 +11,6 @@ Taints are managed from the first master only:
   test.fail_without_changes:
     - comment: "{{ node.get('id', grains['id']) }} is not the first master"
 {%- else %}
-{%-   set kubectl = paths.bin_dir ~ "/kubectl --kubeconfig " ~ paths.admin_kubeconfig %}
 {%-   set taint = control_plane_taint.key ~ ":" ~ control_plane_taint.effect %}
 {%-   for master in masters %}
 {%-     set has_taint = kubectl ~ " get node " ~ master.id

@@ -1,7 +1,8 @@
 {#- Before any node changes: the target release's kubeadm (fetched beside, not installed)
     checks on the first master that the cluster can take it (`kubeadm upgrade plan`: health,
     version skew, one minor at a time). #}
-{%- from "kubesalt/map.jinja" import kubesalt, cluster, artifacts, paths, need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, cluster, artifacts, paths with context %}
+{%- from "kubesalt/macros.jinja" import need with context %}
 {{- need(["artifacts:kubeadm"]) }}
 {%- set kubeadm = paths.cache_dir ~ "/kubeadm-" ~ cluster.k8s_version %}
 
