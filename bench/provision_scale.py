@@ -13,7 +13,7 @@ import time
 
 from bench.lab_session import lab_and_controller
 from kubesalt.master.trust import cluster_secrets
-from kubesalt.master.ops import plan
+from kubesalt.master.ops import context, plan
 from kubesalt.master.layout import Layout
 from tests.integration.controller import BIN
 from tests.labkit import artifacts as lab_artifacts
@@ -39,8 +39,8 @@ def by_hand(lab, controller, root, cluster, nodes):
     ids = enroll(lab, controller, cluster, nodes, root / cluster, ha=True,
                  dedicated_master=True, blueprint="minimal")
     configure(controller, ids, ["master"] * 3 + ["worker"] * (len(ids) - 3))
-    records = [{"id": i, "config": controller.run_ok("node.show", i)["config"]} for i in ids]
-    records.sort(key=lambda r: ("master" not in r["config"]["roles"], r["id"]))
+    records = context.join_order({"id": i, "config": controller.run_ok("node.show", i)["config"]}
+                                 for i in ids)
     # what an operation does first: the cluster's CA, etcd and join secrets
     cluster_secrets.ensure(Layout.for_root(controller.root), cluster)
     started = time.monotonic()

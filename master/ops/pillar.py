@@ -12,6 +12,7 @@ from kubesalt.master.inventory import keys
 from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.master.inventory import spec as spec_mod
 from kubesalt.master.inventory.store import NotFound
+from kubesalt.master.ops import context
 
 CONTROL_PLANE_ENDPOINT = "control-plane.service.consul:6443"
 
@@ -51,13 +52,12 @@ def build(store, layout, minion_id, matrix=None):
     if not config:
         return {"kubesalt": pillar}
     configured = [n for n in _approved(store, layout, spec.name) if n["config"]]
-    masters = sorted((n for n in configured if "master" in n["config"]["roles"]),
-                     key=lambda n: n["id"])
+    masters = [n for n in context.join_order(configured) if "master" in n["config"]["roles"]]
     is_master = "master" in config["roles"]
     pillar["node"] = {
         "id": minion_id, "roles": config["roles"], "interface": config["interface"],
         "address": config["address"], "storage_devices": config["storage_devices"],
-        "first_master": bool(masters) and masters[0]["id"] == minion_id,
+        "first_master": context.first_master(configured) == minion_id,
     }
     pillar["masters"] = [{"id": m["id"], "address": m["config"]["address"]} for m in masters]
     secrets_data = cluster_secrets.load(layout, spec.name)

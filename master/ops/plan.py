@@ -100,7 +100,7 @@ def select(nodes, targets, removed=None):
     first master first); `removed` is the id a node removal takes out (not in `nodes`)."""
     if targets == "removed":
         return [removed] if removed else []
-    masters = [n["id"] for n in nodes if "master" in _roles(n)]
+    masters = [n["id"] for n in nodes if "master" in roles(n)]
     if targets == "all":
         return [n["id"] for n in nodes]
     if targets == "masters":
@@ -110,16 +110,16 @@ def select(nodes, targets, removed=None):
     if targets == "other_masters":
         return masters[1:]
     if targets == "workers":
-        return [n["id"] for n in nodes if "master" not in _roles(n)]
+        return [n["id"] for n in nodes if "master" not in roles(n)]
     if targets == "storage":
-        return [n["id"] for n in nodes if "storage" in _roles(n)]
+        return [n["id"] for n in nodes if "storage" in roles(n)]
     if targets == "controller":
         return []
     raise ValueError(f"unknown stage target {targets!r}")
 
 
-def _roles(node):
-    # a reset also takes approved nodes that were never configured
+def roles(node):
+    """A node's configured roles; none for a node never configured (a reset takes those)."""
     return (node.get("config") or {}).get("roles", [])
 
 
@@ -147,7 +147,7 @@ def resolve(spec, nodes, resume_from=None, only=None, kind="provision", removed=
         skip = ""
         if stage.when == "storage" and spec.get("storage", "none") == "none":
             skip = "the blueprint has no storage"
-        elif stage.when == "master" and not (removed and "master" in _roles(removed)):
+        elif stage.when == "master" and not (removed and "master" in roles(removed)):
             skip = "the node is not a master"
         elif only is not None and stage.targets not in PER_NODE_TARGETS \
                 and stage.name not in RUN_WHEN_ADDING:

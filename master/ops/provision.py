@@ -6,14 +6,11 @@ Validation lists every problem at once. The operation runs detached (kubesalt.ma
 import ipaddress
 
 from kubesalt.master.inventory import artifacts
-from kubesalt.master.inventory import keys
-from kubesalt.master.ops import launch
+from kubesalt.master.ops import context, launch
 from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.master.inventory import nodes as nodes_mod
 from kubesalt.master.ops import plan
-from kubesalt.master.processes import process_alive
 from kubesalt.master.errors import Refused
-from kubesalt.master.inventory.store import NotFound
 
 CILIUM_MIN_KERNEL = (4, 19, 57)
 ARM = ("aarch64", "arm64")
@@ -99,32 +96,13 @@ def validate(spec, nodes, grains_of, new_only=False, controller_addresses=()):
                                  "workers can be added")
     if errors:
         raise Refused(errors)
-    return sorted(masters, key=lambda n: n["id"]) + sorted(workers, key=lambda n: n["id"])
+    return context.join_order(configured)
 
 
 def resume_point(store, cluster):
     """The failed stage of the last operation, when it failed; provisioning resumes there."""
     failed = launch.last_failed(store, cluster, "provision")
     return failed["failed_stage"] if failed else None
-
-
-def cluster_and_nodes(store, layout, cluster):
-    """The cluster record (its spec with the derived `type`) and its node views, for the
-    verbs that start operations."""
-    try:
-        record = store.get_cluster(cluster)
-    except NotFound:
-        raise Refused([{"field": "name", "message": f"no cluster named {cluster!r}"}]) \
-            from None
-    spec = dict(record["spec"])
-    from kubesalt.master.inventory import spec as spec_mod  # noqa: PLC0415 - avoid a cycle at import time
-
-    spec["type"] = spec_mod.ClusterSpec.from_dict(record["spec"]).cluster_type
-    store.reap_operations(cluster, process_alive)
-    states = keys.key_states(layout.pki_dir)
-    views = [nodes_mod.view(n, keys.state_for(states.get(n["id"]), n["pub_sha256"]))
-             for n in store.list_nodes(cluster)]
-    return dict(record, spec=spec), views
 
 
 # A failed operation of these kinds is finished by its own verb before provisioning again.
@@ -134,7 +112,7 @@ RESUMED_BY = {"upgrade": "salt-run cluster.upgrade {cluster}",
 
 def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_addresses=()):
     """Validate and start provisioning `cluster`; returns the operation record."""
-    record, views = cluster_and_nodes(store, layout, cluster)
+    record, views = context.cluster_and_nodes(store, layout, cluster)
     spec = record["spec"]
     for kind, verb in RESUMED_BY.items():
         failed = launch.last_failed(store, cluster, kind)

@@ -7,10 +7,9 @@ quorum of the members it has now, or the last worker of a dedicated-master clust
 """
 
 from kubesalt.master.trust import cluster_secrets
-from kubesalt.master.ops import launch
+from kubesalt.master.ops import context, launch
 from kubesalt.master.inventory import nodes as nodes_mod
 from kubesalt.master.ops import plan
-from kubesalt.master.ops import provision
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import NotFound
 
@@ -20,7 +19,7 @@ NEVER_JOINED = "the node never joined Kubernetes"
 def check(spec, views, node_id):
     """The node's view, or Refused saying why removing it would break the cluster."""
     node = next(n for n in views if n["id"] == node_id)
-    members = [n for n in views if n["config"] and n["status"] in nodes_mod.PHASES]
+    members = context.members(views)
     if node not in members:
         return node
     masters = [n for n in members if "master" in n["config"]["roles"]]
@@ -50,7 +49,7 @@ def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True)
     except NotFound:
         raise Refused.one("node", f"no node {node_id!r} has enrolled; see salt-run node.list") \
             from None
-    record, views = provision.cluster_and_nodes(store, layout, cluster)
+    record, views = context.cluster_and_nodes(store, layout, cluster)
     spec = dict(record["spec"], name=cluster)
     failed = launch.last_failed(store, cluster, "remove-node")
     resume = failed["failed_stage"] if failed and failed["params"]["node"] == node_id else None
@@ -59,11 +58,7 @@ def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True)
         forget([node_id])
         store.remove_node(node_id)
         return None
-    stays = [n for n in views if n["id"] != node_id and n["config"]
-             and n["status"] in nodes_mod.PHASES]
-    stays = sorted((n for n in stays if "master" in n["config"]["roles"]),
-                   key=lambda n: n["id"]) + \
-        sorted((n for n in stays if "master" not in n["config"]["roles"]), key=lambda n: n["id"])
+    stays = context.join_order(n for n in context.members(views) if n["id"] != node_id)
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in stays],
                           resume_from=resume, kind="remove-node",
                           removed={"id": node_id, "config": node["config"]})

@@ -7,17 +7,16 @@ Destructive, so two gates: the cluster's `reset_enabled` setting, and `confirm=T
 """
 
 from kubesalt.master.trust import cluster_secrets
-from kubesalt.master.ops import launch
+from kubesalt.master.ops import context, launch
 from kubesalt.master.inventory import nodes as nodes_mod
 from kubesalt.master.ops import plan
-from kubesalt.master.ops import provision
 from kubesalt.master.errors import Refused
 
 
 def start(store, layout, cluster, conf_dir, confirm=False, spawn=True):
     """Validate and start resetting `cluster` (or resume its failed reset); returns the
     operation record."""
-    record, views = provision.cluster_and_nodes(store, layout, cluster)
+    record, views = context.cluster_and_nodes(store, layout, cluster)
     spec = record["spec"]
     if not spec.get("reset_enabled"):
         raise Refused.one("reset_enabled", f"resetting {cluster} is disabled; enable it first: "

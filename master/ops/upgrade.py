@@ -8,11 +8,9 @@ the failed stage; every upgrade step is safe to repeat on a node that already di
 """
 
 from kubesalt.master.inventory import artifacts
-from kubesalt.master.ops import launch
+from kubesalt.master.ops import context, launch
 from kubesalt.master.inventory import matrix as matrix_mod
-from kubesalt.master.inventory import nodes as nodes_mod
 from kubesalt.master.ops import plan
-from kubesalt.master.ops import provision
 from kubesalt.master.errors import Refused
 
 
@@ -49,7 +47,7 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
     """Validate and start upgrading `cluster` (or resume its failed upgrade); returns the
     operation record."""
     matrix = matrix or matrix_mod.default()
-    record, views = provision.cluster_and_nodes(store, layout, cluster)
+    record, views = context.cluster_and_nodes(store, layout, cluster)
     spec = record["spec"]
     failed = launch.last_failed(store, cluster, "upgrade")
     resume = None
@@ -67,11 +65,7 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
         raise Refused.one("artifacts", f"the artifact store lacks {len(lacking)} file(s) for "
                                        f"{params['to']}, e.g. {lacking[0]}; run salt-run "
                                        f"artifacts.sync {params['to']}")
-    members = [n for n in views if n["config"] and n["status"] in nodes_mod.PHASES]
-    ordered = sorted((n for n in members if "master" in n["config"]["roles"]),
-                     key=lambda n: n["id"]) + \
-        sorted((n for n in members if "master" not in n["config"]["roles"]),
-               key=lambda n: n["id"])
+    ordered = context.join_order(context.members(views))
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
                           resume_from=resume, kind="upgrade")
     op = launch.start(store, layout, conf_dir, cluster, "upgrade", stages, params=params,
