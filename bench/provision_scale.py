@@ -12,8 +12,8 @@ import subprocess
 import time
 
 from bench.lab_session import lab_and_controller
-from kubesalt.master.trust import cluster_secrets
-from kubesalt.master.ops import context, plan
+from kubesalt.master.inventory.store import Store
+from kubesalt.master.ops import certificates, context, plan
 from kubesalt.master.layout import Layout
 from tests.integration.controller import BIN
 from tests.labkit import artifacts as lab_artifacts
@@ -42,7 +42,8 @@ def by_hand(lab, controller, root, cluster, nodes):
     records = context.join_order({"id": i, "config": controller.run_ok("node.show", i)["config"]}
                                  for i in ids)
     # what an operation does first: the cluster's CA, etcd and join secrets
-    cluster_secrets.ensure(Layout.for_root(controller.root), cluster)
+    layout = Layout.for_root(controller.root)
+    certificates.prepare(layout, Store(layout.state_dir), cluster)
     started = time.monotonic()
     for stage in plan.STAGES:
         if not stage.sls or stage.when == "storage":

@@ -11,8 +11,7 @@ import functools
 import salt.runner
 import salt.utils.event
 
-from kubesalt.master.trust import cluster_secrets
-from kubesalt.master.ops import executor
+from kubesalt.master.ops import certificates, executor
 from kubesalt.master.ops import removal
 from kubesalt.master.ops import reset
 from kubesalt.master.verbs import support
@@ -47,8 +46,8 @@ def execute(operation_id):
     op = store.operation(operation_id)
     result = executor.execute(
         store, run_orchestration, operation_id,
-        ensure_secrets=(lambda cluster: cluster_secrets.ensure(layout, cluster))
-        if op["kind"] in ("provision", "upgrade") else None,
+        prepare=functools.partial(certificates.prepare, layout, store)
+        if op["kind"] in certificates.KINDS else None,
         controller_stages=controller_stages)
     _fire(f"kubesalt/operation/{operation_id}/{result['state']}", executor.status_view(result))
     return executor.status_view(result)

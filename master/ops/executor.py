@@ -111,9 +111,10 @@ def _node_ids(op):
     return sorted({n for s in op["stages"] for n in s["nodes"]})
 
 
-def execute(store, run_orchestration, op_id, ensure_secrets=None, controller_stages=None):
+def execute(store, run_orchestration, op_id, prepare=None, controller_stages=None):
     """Run operation `op_id` to its end. `run_orchestration(mods, pillar)` returns the
-    orchestrate return; `ensure_secrets(cluster)` prepares the cluster's PKI first;
+    orchestrate return; `prepare(cluster)` issues what the
+    nodes' pillar needs first (certificates.prepare);
     `controller_stages` maps the name of each stage the controller does to a callable
     `(store, op)`, run in plan order once every node stage succeeded (default: `ready`)."""
     controller_stages = {"ready": mark_ready, **(controller_stages or {})}
@@ -127,8 +128,8 @@ def execute(store, run_orchestration, op_id, ensure_secrets=None, controller_sta
     store.set_node_phase(node_ids, node_phase)
     by_name = {s.name: s for s in plan.PLANS[op["kind"]]}
     try:
-        if ensure_secrets is not None:
-            ensure_secrets(cluster)
+        if prepare is not None:
+            prepare(cluster)
         pillar = orchestration_pillar(op)
         result = run_orchestration(ORCHESTRATION, pillar) if pillar["kubesalt_operation"][
             "stages"] else {"retcode": 0}

@@ -142,14 +142,24 @@ def etcd_member_cert(secrets_data, member_name, address):
     return _cert_pem(cert), _key_pem(key)
 
 
-def ensure_etcd_member(layout, cluster, member_name, address):
-    """The member's certificate, issued once and reused, so applying the etcd state again
-    changes nothing; reissued only when the member's address changes."""
+def etcd_member(layout, cluster, member_name, address):
+    """The member's (certificate, key) as issued for `address`, or None when none was issued
+    for that address yet. Reads only: a pillar render calls it."""
     path = cluster_dir(layout, cluster) / "etcd-members" / f"{member_name}.json"
     if path.exists():
         data = json.loads(path.read_text())
         if data.get("address") == address:
             return data["cert"], data["key"]
+    return None
+
+
+def ensure_etcd_member(layout, cluster, member_name, address):
+    """The member's certificate, issued once and reused, so applying the etcd state again
+    changes nothing; reissued only when the member's address changes."""
+    issued = etcd_member(layout, cluster, member_name, address)
+    if issued is not None:
+        return issued
+    path = cluster_dir(layout, cluster) / "etcd-members" / f"{member_name}.json"
     secrets_data = load(layout, cluster)
     if secrets_data is None:
         return None, None

@@ -5,6 +5,8 @@ plan is rendered here without touching this file."""
 
 import hashlib
 
+from kubesalt.master.inventory import spec as spec_mod
+from kubesalt.master.ops import pillar as node_pillar
 from kubesalt.master.ops import plan
 
 OS_GRAINS = {
@@ -39,7 +41,6 @@ SECRETS = {
 CA_HASH = "sha256:" + "ab" * 32
 POD_SUBNET = "10.244.0.0/16"
 SERVICE_SUBNET = "10.96.0.0/12"
-ENDPOINT = "control-plane.service.consul:6443"
 VERSIONS = {"kubernetes": "1.30.10", "containerd": "1.7.25", "runc": "1.2.5", "etcd": "3.5.15",
             "crictl": "1.30.1", "cni_plugins": "1.5.1", "calico": "3.28.3",
             "cilium": "1.16.7", "cert_manager": "1.15.5", "consul": "1.19.2",
@@ -73,49 +74,31 @@ def role_name(node_id, roles, first):
 
 
 def pillar_for(cluster_type, cni, proxy, node_id):
+    """What the controller's pillar function hands this node, built by that function itself
+    from a cluster spec, node records and stand-in secrets."""
     dedicated, ha = CLUSTER_TYPES[cluster_type]
-    nodes = nodes_of(cluster_type)
-    masters = [(i, a) for i, r, a in nodes if "master" in r]
-    me = next(n for n in nodes if n[0] == node_id)
-    is_master = "master" in me[1]
-    cluster = {
-        "name": "edge1", "type": cluster_type, "dedicated_master": dedicated, "ha": ha,
-        "k8s_version": VERSIONS["kubernetes"], "cni": cni, "pod_subnet": POD_SUBNET,
-        "service_subnet": SERVICE_SUBNET, "blueprint": "default-upstream",
-        "storage": "rook-ceph", "labels": {}, "control_plane_endpoint": ENDPOINT,
-        "proxy": None,
-    }
+    records = [{"id": i, "config": {"roles": r, "interface": "host0", "address": a,
+                                    "storage_devices": ["/dev/loop3"] if "storage" in r else []}}
+               for i, r, a in nodes_of(cluster_type)]
+    proxy_settings = None
     if proxy:
-        cluster["proxy"] = {
-            "http": f"http://user:{SECRETS['proxy_password']}@proxy.example:3128",
-            "https": f"http://user:{SECRETS['proxy_password']}@proxy.example:3128",
-            "no_proxy": "example.internal,10.0.0.0/8", "root_ca": _pem("PROXY-ROOT-CA"),
-            "tls_termination": False,
-        }
-    pillar = {
-        "cluster": cluster, "versions": dict(VERSIONS),
-        "artifacts": {name: {"source": f"salt://kubesalt-artifacts/{name}",
-                             "sha256": hashlib.sha256(name.encode()).hexdigest()}
-                      for name in ARTIFACTS},
-        "node": {"id": node_id, "roles": me[1], "interface": "host0", "address": me[2],
-                 "storage_devices": ["/dev/loop3"] if "storage" in me[1] else [],
-                 "first_master": node_id == masters[0][0]},
-        "masters": [{"id": i, "address": a} for i, a in masters],
-        "kubeadm": {"token": SECRETS["token"], "ca_cert_hash": CA_HASH,
-                    "ca_cert": _pem("KUBERNETES-CA")},
-    }
-    if is_master:
-        pillar["kubeadm"].update(ca_key=SECRETS["ca_key"],
-                                 certificate_key=SECRETS["certificate_key"])
-        pillar["etcd"] = {
-            "initial_cluster": ",".join(f"{i}=https://{a}:2380" for i, a in masters),
-            "endpoints": [f"https://{a}:2379" for _, a in masters],
-            "ca_cert": _pem("ETCD-CA"), "cert": _pem(f"ETCD-MEMBER-{node_id}"),
-            "key": SECRETS["etcd_key"],
-        }
-    if pillar["node"]["first_master"]:
-        pillar["storage_nodes"] = [{"id": i, "devices": ["/dev/loop3"]}
-                                   for i, r, _ in nodes if "storage" in r]
+        proxy_settings = spec_mod.Proxy(
+            http=f"http://user:{SECRETS['proxy_password']}@proxy.example:3128",
+            https=f"http://user:{SECRETS['proxy_password']}@proxy.example:3128",
+            no_proxy="example.internal,10.0.0.0/8", root_ca=_pem("PROXY-ROOT-CA"))
+    spec = spec_mod.ClusterSpec(
+        name="edge1", k8s_version=VERSIONS["kubernetes"], ha=ha, dedicated_master=dedicated,
+        cni=cni, pod_subnet=POD_SUBNET, service_subnet=SERVICE_SUBNET, proxy=proxy_settings)
+    secrets = {"token": SECRETS["token"], "ca_cert_hash": CA_HASH,
+               "kubernetes_ca_cert": _pem("KUBERNETES-CA"), "kubernetes_ca_key": SECRETS["ca_key"],
+               "certificate_key": SECRETS["certificate_key"], "etcd_ca_cert": _pem("ETCD-CA")}
+    pillar = node_pillar.node_pillar(
+        spec, next(n for n in records if n["id"] == node_id), records,
+        versions=dict(VERSIONS),
+        artifacts={name: {"source": f"salt://kubesalt-artifacts/{name}",
+                          "sha256": hashlib.sha256(name.encode()).hexdigest()}
+                   for name in ARTIFACTS},
+        secrets=secrets, etcd_member=(_pem(f"ETCD-MEMBER-{node_id}"), SECRETS["etcd_key"]))
     # what the orchestration passes day-2 steps: the node an upgrade drains or a removal takes
     # out (a master for remove_member, a worker for the rest makes no difference to rendering)
     return {"kubesalt": pillar, "kubesalt_op": {"node": "node-w0", "drain": True}}
