@@ -8,10 +8,12 @@ Thin wrappers: the logic is kubesalt.master.clusters, which unit tests call with
     salt-run cluster.installer edge1 dest=/root/edge1
 """
 
+import functools
 import sys
 
 from kubesalt.master.inventory import clusters
-from kubesalt.master.ops import executor
+from kubesalt.master.ops import status as status_mod
+from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
 from kubesalt.master.ops import provision as provision_mod
 from kubesalt.master.ops import reset as reset_mod
@@ -76,10 +78,13 @@ def provision(name, wait=False, timeout=3600):
     failure resumes at the failed stage; on a READY cluster it joins new configured workers."""
     store = support.store(__opts__)
     settings = support.controller_settings(__opts__)
-    op = provision_mod.start(store, support.layout(__opts__), name, _grains,
-                             _conf_dir(), controller_addresses=(settings.get("advertise"),
-                                                                settings.get("interface")))
-    return support.started(__context__, store, op, wait, timeout, _progress)
+    op = provision_mod.start(store, support.layout(__opts__), name,
+                             functools.partial(saltcalls.cached_grains, __opts__),
+                             support.conf_dir(__opts__),
+                             controller_addresses=(settings.get("advertise"),
+                                                   settings.get("interface")))
+    return support.started(__context__, store, op, wait, timeout,
+                           saltcalls.progress(__jid_event__))
 
 
 @support.verb
@@ -89,9 +94,10 @@ def upgrade(name, k8s_version=None, wait=False, timeout=7200):
     its upgrade; containerd and etcd follow the version matrix. After a failure, run it again
     (the version may be left out) to resume at the failed stage."""
     store = support.store(__opts__)
-    op = upgrade_mod.start(store, support.layout(__opts__), name, _conf_dir(),
+    op = upgrade_mod.start(store, support.layout(__opts__), name, support.conf_dir(__opts__),
                            k8s_version=k8s_version)
-    return support.started(__context__, store, op, wait, timeout, _progress)
+    return support.started(__context__, store, op, wait, timeout,
+                           saltcalls.progress(__jid_event__))
 
 
 @support.verb
@@ -106,9 +112,10 @@ def reset(name, confirm=False, wait=False, timeout=3600):
         answer = input(f"Reset cluster {name}: every node loses Kubernetes and kubesalt. "
                        "Type the cluster name to confirm: ")
         confirmed = answer.strip() == name
-    op = reset_mod.start(store, support.layout(__opts__), name, _conf_dir(),
+    op = reset_mod.start(store, support.layout(__opts__), name, support.conf_dir(__opts__),
                          confirm=confirmed)
-    result = support.started(__context__, store, op, wait, timeout, _progress)
+    result = support.started(__context__, store, op, wait, timeout,
+                             saltcalls.progress(__jid_event__))
     if op["params"].get("unreachable"):
         result["warning"] = (f"{', '.join(op['params']['unreachable'])} never had an accepted "
                              "key: nothing runs there; their key and record are deleted but "
@@ -119,18 +126,6 @@ def reset(name, confirm=False, wait=False, timeout=3600):
 def _interactive():
     # salt-run runs the runner in the operator's own process; the REST API never prompts
     return __opts__.get("__role") == "master" and sys.stdin is not None and sys.stdin.isatty()
-
-
-def _conf_dir():
-    return __opts__["conf_file"].rsplit("/", 1)[0]
-
-
-def _grains(node_id):
-    return support.cached_grains(__opts__, node_id)
-
-
-def _progress(message):
-    __jid_event__.fire_event({"message": message}, "progress")
 
 
 @support.verb
@@ -144,7 +139,7 @@ def status(name, history=False):
         raise Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list") \
             from None
     store.reap_operations(name, process_alive)
-    ops = [executor.status_view(op) for op in store.operations(name)]
+    ops = [status_mod.status_view(op) for op in store.operations(name)]
     # The cluster's state is read after its operations: an executor sets it before it records
     # the operation done, so a finished operation is never shown beside its busy state (read
     # first, the state could be RESETTING while the operation read a moment later was done).

@@ -14,12 +14,10 @@ import functools
 import time
 
 import salt.client
-import salt.utils.event
-import salt.utils.minions
-import salt.wheel
 
 from kubesalt.master.inventory import nodes
 from kubesalt.master.ops import removal
+from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
 from kubesalt.master.errors import Refused
 
@@ -32,60 +30,40 @@ def __virtual__():
     return __virtualname__
 
 
-def _pki():
-    return support.layout(__opts__).pki_dir
-
-
-def _grains(node_id):
-    return support.cached_grains(__opts__, node_id)
-
-
-def _connected():
-    return set(salt.utils.minions.CkMinions(__opts__).connected_ids())
-
-
-def _fire(node_id, status, data=None):
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"],
-                                           listen=False) as bus:
-        bus.fire_event(dict(data or {}, id=node_id, status=status),
-                       f"kubesalt/node/{node_id}/{status}")
-
-
 @support.verb
 def list_(cluster=None, status=None, search=None, sort="hostname"):
     """Enrolled nodes with their status; filter by cluster, status or search text (a
     substring or glob of id, cluster, status, address); sort by hostname, status, created or
     cluster (prefix - to reverse)."""
-    return nodes.list_nodes(support.store(__opts__), _pki(), cluster=cluster,
-                            status=status, search=search, sort=sort,
-                            connected_ids=_connected())
+    return nodes.list_nodes(support.store(__opts__), support.pki_dir(__opts__),
+                            cluster=cluster, status=status, search=search, sort=sort,
+                            connected_ids=saltcalls.connected_ids(__opts__))
 
 
 @support.verb
 def show(node):
     """One node with every probed fact."""
-    _, shown = nodes.get(support.store(__opts__), _pki(), node, _grains(node),
-                         node in _connected())
+    _, shown = nodes.get(support.store(__opts__), support.pki_dir(__opts__), node,
+                         saltcalls.cached_grains(__opts__, node),
+                         node in saltcalls.connected_ids(__opts__))
     return shown
 
 
 @support.verb
 def approve(node):
     """Accept a DISCOVERED node's key: it joins its cluster and gets probed."""
-    nodes.check_approvable(support.store(__opts__), _pki(), node)
-    salt.wheel.WheelClient(__opts__).cmd("key.accept", [node], print_event=False)
-    _fire(node, "APPROVED")
+    nodes.check_approvable(support.store(__opts__), support.pki_dir(__opts__), node)
+    saltcalls.accept_key(__opts__, node)
+    saltcalls.fire_node(__opts__, node, "APPROVED")
     return {"node": node, "status": "APPROVED"}
 
 
 @support.verb
 def reject(node):
     """Reject a node's key: it can run nothing from the controller."""
-    nodes.check_rejectable(support.store(__opts__), _pki(), node)
-    salt.wheel.WheelClient(__opts__).cmd("key.reject", [node],
-                                         kwarg={"include_accepted": True},
-                                         print_event=False)
-    _fire(node, "REJECTED")
+    nodes.check_rejectable(support.store(__opts__), support.pki_dir(__opts__), node)
+    saltcalls.reject_key(__opts__, node)
+    saltcalls.fire_node(__opts__, node, "REJECTED")
     return {"node": node, "status": "REJECTED"}
 
 
@@ -94,19 +72,19 @@ def configure(node, roles=None, interface=None, storage_devices=None):
     """Set a node's roles (master, worker, storage), network interface and storage devices,
     validated against its probed facts and its cluster's type."""
     store = support.store(__opts__)
-    record, shown = nodes.get(store, _pki(), node)
+    record, shown = nodes.get(store, support.pki_dir(__opts__), node)
     if shown["status"] != "APPROVED":
         raise Refused([{"field": "node", "message": f"{node} is {shown['status']}; "
                                                             "only APPROVED nodes are "
                                                             "configured"}])
-    grains = _grains(node)
+    grains = saltcalls.cached_grains(__opts__, node)
     if not grains.get("kubesalt_interfaces"):
         raise Refused([{"field": "node", "message": f"{node} has not been probed "
                                                             "yet; wait for it to connect"}])
     spec = store.get_cluster(record["cluster"])["spec"]
     config = nodes.validate_config(spec, grains, roles, interface, storage_devices)
     store.set_node_config(node, config)
-    _fire(node, "CONFIGURED", config)
+    saltcalls.fire_node(__opts__, node, "CONFIGURED", config)
     return {"node": node, "config": config}
 
 
@@ -118,19 +96,15 @@ def remove(node, drain=True, wait=False, timeout=3600):
     Refused for a cluster's only master, below etcd quorum, or for the last worker of a
     dedicated cluster. A node whose key was never accepted is forgotten at once."""
     store = support.store(__opts__)
-    op = removal.start(store, support.layout(__opts__), node,
-                       __opts__["conf_file"].rsplit("/", 1)[0], drain=drain,
-                       forget=functools.partial(support.delete_keys, __opts__))
+    op = removal.start(store, support.layout(__opts__), node, support.conf_dir(__opts__),
+                       drain=drain, forget=functools.partial(saltcalls.delete_keys, __opts__))
     if op is None:
-        _fire(node, "REMOVED")
+        saltcalls.fire_node(__opts__, node, "REMOVED")
         return {"node": node, "removed": True,
                 "note": "its key was never accepted: nothing ran on it; run conjurer -d there "
                         "to remove kubesalt's agent"}
-    return support.started(__context__, store, op, wait, timeout, _progress)
-
-
-def _progress(message):
-    __jid_event__.fire_event({"message": message}, "progress")
+    return support.started(__context__, store, op, wait, timeout,
+                           saltcalls.progress(__jid_event__))
 
 
 @support.verb
@@ -139,7 +113,7 @@ def probe(node_id):
     minion starts). Trusts nothing from the event: only enrolled, accepted nodes are probed."""
     store = support.store(__opts__)
     try:
-        _, shown = nodes.get(store, _pki(), node_id)
+        _, shown = nodes.get(store, support.pki_dir(__opts__), node_id)
     except Refused:
         return {"probed": False, "reason": "not an enrolled node"}
     if shown["status"] in ("ENROLLED", "DISCOVERED", "REJECTED", "KEY_MISMATCH"):
@@ -153,7 +127,7 @@ def probe(node_id):
         answer = client.cmd(node_id, "grains.get", ["kubesalt_interfaces"], timeout=10)
         if answer.get(node_id):
             client.cmd(node_id, "saltutil.refresh_pillar", kwarg={"wait": True}, timeout=60)
-            _fire(node_id, "PROBED")
+            saltcalls.fire_node(__opts__, node_id, "PROBED")
             return {"probed": True}
         time.sleep(0.5)
     return {"probed": False, "reason": f"no facts from {node_id} within {PROBE_TIMEOUT}s"}

@@ -3,19 +3,12 @@ so it starts and stops with the master. Configured by kubesalt-controller init."
 
 import logging
 
-import salt.utils.event
-
 from kubesalt.master.endpoint import server as endpoint
 from kubesalt.master.endpoint import enrollment
+from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
 
 log = logging.getLogger(__name__)
-
-
-def _fire(tag, data):
-    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"],
-                                           listen=False) as bus:
-        bus.fire_event(dict(data), tag)  # fire_event stamps the dict it is given
 
 
 def _enroller(store, layout):
@@ -25,7 +18,7 @@ def _enroller(store, layout):
         except enrollment.EnrollmentRefused as exc:
             log.warning("enrollment from %s refused: %s", address, exc.reason)
             return exc.code, {"error": str(exc), "reason": exc.reason}
-        _fire(f"kubesalt/node/{result['node_id']}/{result['status']}", result)
+        saltcalls.fire(__opts__, support.node_tag(result["node_id"], result["status"]), result)
         return 200, result
 
     return enroll

@@ -1,4 +1,5 @@
-"""Running an operation (provision, upgrade, reset, remove-node) and reading its record.
+"""Running an operation (provision, upgrade, reset, remove-node); master/ops/status.py reads
+its record for people.
 
 The executor renders the orchestration from the operation's stages (the plan as data), lets
 Salt run it, and records the outcome: which stage failed, on which node, with the failing
@@ -9,7 +10,6 @@ callables its caller passes (they need Salt's key store, which this module does 
 """
 
 import os
-import time
 
 from kubesalt.master.ops import plan
 
@@ -198,30 +198,3 @@ def interrupt_running(store, is_alive, kill, reason=CONTROLLER_STOPPED):
         store.interrupt_operation(op_id, reason)
         interrupted.append(op_id)
     return interrupted
-
-
-def status_view(op):
-    """An operation for people: each stage with its state, start, duration, nodes, error."""
-    stages = []
-    for stage in op["stages"]:
-        duration = None
-        if stage["started_at"] and stage["finished_at"]:
-            duration = round(stage["finished_at"] - stage["started_at"], 1)
-        elif stage["started_at"]:
-            duration = round(time.time() - stage["started_at"], 1)
-        stages.append({
-            "stage": stage["name"], "title": stage["title"], "state": stage["state"],
-            "started": _iso(stage["started_at"]), "duration_s": duration,
-            "nodes": stage["nodes"], "error": stage["error"],
-        })
-    return {"operation": op["id"], "kind": op["kind"], "state": op["state"],
-            "params": op.get("params") or {},
-            "started": _iso(op["started_at"]), "finished": _iso(op["finished_at"]),
-            "failed_stage": op["failed_stage"], "failed_node": op["failed_node"],
-            "error": op["error"], "stages": stages}
-
-
-def _iso(timestamp):
-    if not timestamp:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -1,14 +1,15 @@
-"""What every kubesalt runner needs from the master it runs on: the store, the settings, and a
-uniform way to refuse a request (non-zero exit from salt-run, the errors as data)."""
+"""What every kubesalt runner needs from the master it runs on: the store, the settings, the
+paths, and a uniform way to refuse a request (non-zero exit from salt-run, the errors as data).
+Pure: the calls into Salt are in saltcalls."""
 
 import logging
-import time
 
 from kubesalt.master.verbs import args as runner_args
 from kubesalt.master.verbs import salt_noise
 from kubesalt.master.errors import Refused
 from kubesalt.master.layout import Layout
 from kubesalt.master.inventory.store import Store
+from kubesalt.master.ops import status as op_status
 
 log = logging.getLogger(__name__)
 salt_noise.quiet()
@@ -36,6 +37,21 @@ def layout(opts):
 
 def controller_settings(opts):
     return dict(kubesalt_opts(opts)["controller"])
+
+
+def conf_dir(opts):
+    """The master's configuration directory, which the executor's salt-run is given."""
+    return opts["conf_file"].rsplit("/", 1)[0]
+
+
+def pki_dir(opts):
+    """Salt's key store."""
+    return layout(opts).pki_dir
+
+
+def node_tag(node_id, status):
+    """The master-bus tag of a node's status change."""
+    return f"kubesalt/node/{node_id}/{status}"
 
 
 def verb(func):
@@ -89,58 +105,10 @@ def strip_salt_kwargs(kwargs):
     return {k: v for k, v in kwargs.items() if not k.startswith("__")}
 
 
-def cached_grains(opts, node_id):
-    """A node's grains from the master's minion data cache ({} before the first probe)."""
-    import salt.utils.minions  # noqa: PLC0415 - keeps this module importable without Salt
-
-    return salt.utils.minions.get_minion_data(node_id, opts)[1] or {}
-
-
-def delete_keys(opts, ids):
-    """Delete nodes' keys from Salt's key store (and so their minion data cache)."""
-    import salt.wheel  # noqa: PLC0415 - keeps this module importable without Salt
-
-    wheel = salt.wheel.WheelClient(opts)
-    for node_id in ids:
-        wheel.cmd("key.delete", [node_id], print_event=False)
-
-
-def follow(store, op_id, timeout, progress):
-    """Report stage changes through `progress(message)` until operation `op_id` ends; returns
-    its status view. Polls the store: the executor is another process."""
-    from kubesalt.master.ops import executor  # noqa: PLC0415 - keeps this module light for every runner
-
-    deadline = time.monotonic() + timeout
-    seen = {}
-    while True:
-        op = store.operation(op_id)
-        for stage in op["stages"]:
-            if seen.get(stage["name"]) != stage["state"]:
-                seen[stage["name"]] = stage["state"]
-                if stage["state"] in ("running", "done", "failed"):
-                    nodes = ", ".join(stage["nodes"]) or "controller"
-                    detail = f": {stage['error']}" if stage["error"] else ""
-                    progress(f"[{op_id}] {stage['name']} {stage['state']} on {nodes}{detail}")
-        if op["state"] in ("done", "failed"):
-            return executor.status_view(op)
-        if time.monotonic() > deadline:
-            view = executor.status_view(op)
-            view["error"] = f"still {op['state']} after {timeout}s; see cluster.status"
-            return view
-        time.sleep(1)
-
-
 def started(context, store, op, wait, timeout, progress):
     """What a runner that starts an operation returns: at once the operation id and its
     stages, or with `wait` the final status (non-zero exit when it failed)."""
-    if not wait:
-        return {"operation": op["id"], "cluster": op["cluster"], "kind": op["kind"],
-                "state": op["state"],
-                "stages": [s["name"] for s in op["stages"] if s["state"] != "skipped"]}
-    final = follow(store, op["id"], float(timeout), progress)
-    if final["state"] != "done":
-        context["retcode"] = 1
-        final["retcode"] = 1
-    return final
-
-
+    result = op_status.started(store, op, wait, timeout, progress)
+    if result.get("retcode"):
+        context["retcode"] = result["retcode"]
+    return result

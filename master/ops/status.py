@@ -1,0 +1,76 @@
+"""Operations as people read them: each stage with its state, start, duration, nodes and
+error; what a command that starts an operation answers; following one to its end.
+
+Reads the store it is given, nothing else: the runners call it, and unit tests call it with a
+store of their own.
+"""
+
+import time
+
+
+def status_view(op):
+    """An operation for people: each stage with its state, start, duration, nodes, error."""
+    stages = []
+    for stage in op["stages"]:
+        duration = None
+        if stage["started_at"] and stage["finished_at"]:
+            duration = round(stage["finished_at"] - stage["started_at"], 1)
+        elif stage["started_at"]:
+            duration = round(time.time() - stage["started_at"], 1)
+        stages.append({
+            "stage": stage["name"], "title": stage["title"], "state": stage["state"],
+            "started": _iso(stage["started_at"]), "duration_s": duration,
+            "nodes": stage["nodes"], "error": stage["error"],
+        })
+    return {"operation": op["id"], "kind": op["kind"], "state": op["state"],
+            "params": op.get("params") or {},
+            "started": _iso(op["started_at"]), "finished": _iso(op["finished_at"]),
+            "failed_stage": op["failed_stage"], "failed_node": op["failed_node"],
+            "error": op["error"], "stages": stages}
+
+
+def _iso(timestamp):
+    if not timestamp:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def summary(op):
+    """What a command that starts an operation answers at once: its id and its stages."""
+    return {"operation": op["id"], "cluster": op["cluster"], "kind": op["kind"],
+            "state": op["state"],
+            "stages": [s["name"] for s in op["stages"] if s["state"] != "skipped"]}
+
+
+def follow(store, op_id, timeout, progress):
+    """Report stage changes through `progress(message)` until operation `op_id` ends; returns
+    its status view. Polls the store: the executor is another process."""
+    deadline = time.monotonic() + timeout
+    seen = {}
+    while True:
+        op = store.operation(op_id)
+        for stage in op["stages"]:
+            if seen.get(stage["name"]) != stage["state"]:
+                seen[stage["name"]] = stage["state"]
+                if stage["state"] in ("running", "done", "failed"):
+                    nodes = ", ".join(stage["nodes"]) or "controller"
+                    detail = f": {stage['error']}" if stage["error"] else ""
+                    progress(f"[{op_id}] {stage['name']} {stage['state']} on {nodes}{detail}")
+        if op["state"] in ("done", "failed"):
+            return status_view(op)
+        if time.monotonic() > deadline:
+            view = status_view(op)
+            view["error"] = f"still {op['state']} after {timeout}s; see cluster.status"
+            return view
+        time.sleep(1)
+
+
+def started(store, op, wait, timeout, progress):
+    """What a command that starts an operation returns: at once its summary, or with `wait`
+    the final status, with "retcode": 1 when the operation did not end done."""
+    if not wait:
+        return summary(op)
+    final = follow(store, op["id"], float(timeout), progress)
+    if final["state"] != "done":
+        final["retcode"] = 1
+    return final
