@@ -6,7 +6,6 @@
 """
 
 from kubesalt.master.inventory import artifacts
-from kubesalt.master.inventory import matrix
 from kubesalt.master.verbs import support
 from kubesalt.master.errors import Refused
 
@@ -17,26 +16,10 @@ def __virtual__():
     return __virtualname__
 
 
-def _release(version, arch):
-    m = matrix.default()
-    errors = []
-    release = m.resolve_k8s_version(version)
-    if release is None:
-        errors.append({"field": "version",
-                       "message": f"{version!r} is not in the version matrix; choose one of "
-                                  f"{', '.join(m.k8s_versions)}"})
-    if arch not in artifacts.ARCHES:
-        errors.append({"field": "arch", "message": f"{arch!r} is not supported; choose one of "
-                                                   f"{' or '.join(artifacts.ARCHES)}"})
-    if errors:
-        raise Refused(errors)
-    return m, release
-
-
 @support.verb
 def sync(version, source=None, arch="amd64"):
     """Fill the store with every artifact of a Kubernetes release, checksummed."""
-    m, release = _release(version, arch)
+    m, release = artifacts.release(version, arch)
     layout = support.layout(__opts__)
     try:
         synced = artifacts.sync(layout.artifacts_dir, m, release, source=source, arch=arch)
@@ -48,7 +31,7 @@ def sync(version, source=None, arch="amd64"):
 @support.verb
 def missing(version, arch="amd64"):
     """What the store still lacks for a release."""
-    m, release = _release(version, arch)
+    m, release = artifacts.release(version, arch)
     layout = support.layout(__opts__)
     return {"version": release,
             "missing": artifacts.missing(layout.artifacts_dir, m, release, arch)}

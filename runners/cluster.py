@@ -9,7 +9,6 @@ Thin wrappers: the logic is kubesalt.master.clusters, which unit tests call with
 """
 
 import functools
-import sys
 
 from kubesalt.master.inventory import clusters
 from kubesalt.master.ops import status as status_mod
@@ -18,9 +17,6 @@ from kubesalt.master.verbs import support
 from kubesalt.master.ops import provision as provision_mod
 from kubesalt.master.ops import reset as reset_mod
 from kubesalt.master.ops import upgrade as upgrade_mod
-from kubesalt.master.processes import process_alive
-from kubesalt.master.errors import Refused
-from kubesalt.master.inventory.store import NotFound
 
 __virtualname__ = "cluster"
 
@@ -107,49 +103,24 @@ def reset(name, confirm=False, wait=False, timeout=3600):
     credentials revoked. The cluster and its settings stay, ready for new installer
     credentials. Needs reset_enabled=True on the cluster, and confirm=True."""
     store = support.store(__opts__)
-    confirmed = confirm
-    if not confirmed and _interactive():
-        answer = input(f"Reset cluster {name}: every node loses Kubernetes and kubesalt. "
-                       "Type the cluster name to confirm: ")
-        confirmed = answer.strip() == name
+    confirmed = confirm or support.typed_back(
+        __opts__, f"Reset cluster {name}: every node loses Kubernetes and kubesalt. Type the "
+                  "cluster name to confirm: ", name)
     op = reset_mod.start(store, support.layout(__opts__), name, support.conf_dir(__opts__),
                          confirm=confirmed)
     result = support.started(__context__, store, op, wait, timeout,
                              saltcalls.progress(__jid_event__))
-    if op["params"].get("unreachable"):
-        result["warning"] = (f"{', '.join(op['params']['unreachable'])} never had an accepted "
-                             "key: nothing runs there; their key and record are deleted but "
-                             "their agent stays until conjurer -d runs on them")
+    warning = reset_mod.unreachable_warning(op)
+    if warning:
+        result["warning"] = warning
     return result
-
-
-def _interactive():
-    # salt-run runs the runner in the operator's own process; the REST API never prompts
-    return __opts__.get("__role") == "master" and sys.stdin is not None and sys.stdin.isatty()
 
 
 @support.verb
 def status(name, history=False):
     """The cluster's last operation stage by stage (state, start, duration, nodes, error); with
     history=True every operation."""
-    store = support.store(__opts__)
-    try:
-        store.get_cluster(name)
-    except NotFound:
-        raise Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list") \
-            from None
-    store.reap_operations(name, process_alive)
-    ops = [status_mod.status_view(op) for op in store.operations(name)]
-    # The cluster's state is read after its operations: an executor sets it before it records
-    # the operation done, so a finished operation is never shown beside its busy state (read
-    # first, the state could be RESETTING while the operation read a moment later was done).
-    record = store.get_cluster(name)
-    result = {"cluster": name, "state": record["state"]}
-    if history:
-        result["operations"] = ops
-    else:
-        result["operation"] = ops[-1] if ops else None
-    return result
+    return status_mod.cluster_status(support.store(__opts__), name, history)
 
 
 __func_alias__ = {"list_": "list"}

@@ -11,18 +11,13 @@ from the minion data cache (kubesalt_facts grains, synced when the node connects
 """
 
 import functools
-import time
-
-import salt.client
 
 from kubesalt.master.inventory import nodes
 from kubesalt.master.ops import removal
 from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
-from kubesalt.master.errors import Refused
 
 __virtualname__ = "node"
-PROBE_TIMEOUT = 60
 __func_alias__ = {"list_": "list"}
 
 
@@ -71,19 +66,9 @@ def reject(node):
 def configure(node, roles=None, interface=None, storage_devices=None):
     """Set a node's roles (master, worker, storage), network interface and storage devices,
     validated against its probed facts and its cluster's type."""
-    store = support.store(__opts__)
-    record, shown = nodes.get(store, support.pki_dir(__opts__), node)
-    if shown["status"] != "APPROVED":
-        raise Refused([{"field": "node", "message": f"{node} is {shown['status']}; "
-                                                            "only APPROVED nodes are "
-                                                            "configured"}])
-    grains = saltcalls.cached_grains(__opts__, node)
-    if not grains.get("kubesalt_interfaces"):
-        raise Refused([{"field": "node", "message": f"{node} has not been probed "
-                                                            "yet; wait for it to connect"}])
-    spec = store.get_cluster(record["cluster"])["spec"]
-    config = nodes.validate_config(spec, grains, roles, interface, storage_devices)
-    store.set_node_config(node, config)
+    config = nodes.configure(support.store(__opts__), support.pki_dir(__opts__), node,
+                             saltcalls.cached_grains(__opts__, node), roles, interface,
+                             storage_devices)
     saltcalls.fire_node(__opts__, node, "CONFIGURED", config)
     return {"node": node, "config": config}
 
@@ -100,9 +85,7 @@ def remove(node, drain=True, wait=False, timeout=3600):
                        drain=drain, forget=functools.partial(saltcalls.delete_keys, __opts__))
     if op is None:
         saltcalls.fire_node(__opts__, node, "REMOVED")
-        return {"node": node, "removed": True,
-                "note": "its key was never accepted: nothing ran on it; run conjurer -d there "
-                        "to remove kubesalt's agent"}
+        return {"node": node, "removed": True, "note": removal.NEVER_ACCEPTED}
     return support.started(__context__, store, op, wait, timeout,
                            saltcalls.progress(__jid_event__))
 
@@ -111,23 +94,10 @@ def remove(node, drain=True, wait=False, timeout=3600):
 def probe(node_id):
     """Sync kubesalt's modules and grains to an approved node (the reactor calls this when a
     minion starts). Trusts nothing from the event: only enrolled, accepted nodes are probed."""
-    store = support.store(__opts__)
-    try:
-        _, shown = nodes.get(store, support.pki_dir(__opts__), node_id)
-    except Refused:
-        return {"probed": False, "reason": "not an enrolled node"}
-    if shown["status"] in ("ENROLLED", "DISCOVERED", "REJECTED", "KEY_MISMATCH"):
-        return {"probed": False, "reason": shown["status"]}
-    client = salt.client.get_local_client(__opts__["conf_file"])
-    client.cmd(node_id, "saltutil.sync_all", kwarg={"refresh": True}, timeout=60)
-    # sync_all reloads modules asynchronously on the minion: wait until our grains answer,
-    # then refresh pillar with wait=True, which is what stores the grains in the master's cache.
-    deadline = time.monotonic() + PROBE_TIMEOUT
-    while time.monotonic() < deadline:
-        answer = client.cmd(node_id, "grains.get", ["kubesalt_interfaces"], timeout=10)
-        if answer.get(node_id):
-            client.cmd(node_id, "saltutil.refresh_pillar", kwarg={"wait": True}, timeout=60)
-            saltcalls.fire_node(__opts__, node_id, "PROBED")
-            return {"probed": True}
-        time.sleep(0.5)
-    return {"probed": False, "reason": f"no facts from {node_id} within {PROBE_TIMEOUT}s"}
+    reason = nodes.probe_refusal(support.store(__opts__), support.pki_dir(__opts__), node_id)
+    if reason:
+        return {"probed": False, "reason": reason}
+    result = saltcalls.probe(__opts__, node_id)
+    if result["probed"]:
+        saltcalls.fire_node(__opts__, node_id, "PROBED")
+    return result

@@ -18,6 +18,8 @@ import yaml
 from kubesalt.minion_bootstrap.agent import sha256_file
 
 from kubesalt.master import tree
+from kubesalt.master.errors import Refused
+from kubesalt.master.inventory import matrix as matrix_mod
 
 INDEX = "index.json"
 SALT_PREFIX = "salt://kubesalt-artifacts/"
@@ -28,6 +30,24 @@ ARCHES = ("amd64", "arm64")
 def catalogue():
     with open(tree.pillar_dir() / "kubesalt" / "artifacts.yaml", encoding="utf-8") as handle:
         return yaml.safe_load(handle)["artifacts"]
+
+
+def release(version, arch):
+    """(the version matrix, the release `version` names in it), or Refused naming every
+    problem with `version` and `arch`."""
+    m = matrix_mod.default()
+    errors = []
+    resolved = m.resolve_k8s_version(version)
+    if resolved is None:
+        errors.append({"field": "version",
+                       "message": f"{version!r} is not in the version matrix; choose one of "
+                                  f"{', '.join(m.k8s_versions)}"})
+    if arch not in ARCHES:
+        errors.append({"field": "arch", "message": f"{arch!r} is not supported; choose one of "
+                                                   f"{' or '.join(ARCHES)}"})
+    if errors:
+        raise Refused(errors)
+    return m, resolved
 
 
 def component_versions(matrix, k8s_version):

@@ -125,6 +125,22 @@ def check_rejectable(store, pki_dir, node_id):
     return record
 
 
+# A node in one of these runs nothing from the controller: there is nothing to probe.
+NOT_PROBED = ("ENROLLED", "DISCOVERED", "REJECTED", "KEY_MISMATCH")
+
+
+def probe_refusal(store, pki_dir, node_id):
+    """Why `node_id` is not probed, or None when it is: only enrolled nodes whose key is
+    accepted are (the id is all this trusts of the event that asks)."""
+    try:
+        _, shown = get(store, pki_dir, node_id)
+    except Refused:
+        return "not an enrolled node"
+    if shown["status"] in NOT_PROBED:
+        return shown["status"]
+    return None
+
+
 # ---- configuration -----------------------------------------------------------------------
 
 def _as_list(value):
@@ -188,3 +204,19 @@ def validate_config(cluster_spec, grains, roles, interface, storage_devices):
     address = interfaces[interface]["ipv4"][0]
     return {"roles": sorted(set(roles)), "interface": interface, "address": address,
             "storage_devices": devices}
+
+
+def configure(store, pki_dir, node_id, grains, roles, interface, storage_devices):
+    """Check an APPROVED, probed node's roles, interface and storage devices against its
+    probed facts (`grains`, from the master's cache) and its cluster's type, and store them;
+    returns the configuration or raises Refused."""
+    record, shown = get(store, pki_dir, node_id)
+    if shown["status"] != "APPROVED":
+        raise _refuse("node", f"{node_id} is {shown['status']}; only APPROVED nodes are "
+                              "configured")
+    if not grains.get("kubesalt_interfaces"):
+        raise _refuse("node", f"{node_id} has not been probed yet; wait for it to connect")
+    spec = store.get_cluster(record["cluster"])["spec"]
+    config = validate_config(spec, grains, roles, interface, storage_devices)
+    store.set_node_config(node_id, config)
+    return config

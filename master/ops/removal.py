@@ -14,6 +14,9 @@ from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import NotFound
 
 NEVER_JOINED = "the node never joined Kubernetes"
+# node.remove's answer for a node whose key was never accepted: it is forgotten at once.
+NEVER_ACCEPTED = ("its key was never accepted: nothing ran on it; run conjurer -d there to "
+                  "remove kubesalt's agent")
 
 
 def check(spec, views, node_id):

@@ -57,3 +57,13 @@ def forget_nodes(store, op, layout, delete_keys):
 
 def _accepted(view):
     return view["status"] in ("APPROVED", *nodes_mod.PHASES)
+
+
+def unreachable_warning(op):
+    """What cluster.reset adds to its answer when some of the nodes never had an accepted
+    key, or None."""
+    unreachable = op["params"].get("unreachable")
+    if not unreachable:
+        return None
+    return (f"{', '.join(unreachable)} never had an accepted key: nothing runs there; their "
+            "key and record are deleted but their agent stays until conjurer -d runs on them")

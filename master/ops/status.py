@@ -1,11 +1,16 @@
 """Operations as people read them: each stage with its state, start, duration, nodes and
-error; what a command that starts an operation answers; following one to its end.
+error; what a command that starts an operation answers; following one to its end; a
+cluster's state with its last operation (or all of them).
 
 Reads the store it is given, nothing else: the runners call it, and unit tests call it with a
 store of their own.
 """
 
 import time
+
+from kubesalt.master.errors import Refused
+from kubesalt.master.inventory.store import NotFound
+from kubesalt.master.processes import process_alive
 
 
 def status_view(op):
@@ -74,3 +79,25 @@ def started(store, op, wait, timeout, progress):
     if final["state"] != "done":
         final["retcode"] = 1
     return final
+
+
+def cluster_status(store, name, history=False):
+    """The cluster's state and its last operation stage by stage; with `history` every
+    operation. Operations whose executor died are recorded as interrupted first."""
+    try:
+        store.get_cluster(name)
+    except NotFound:
+        raise Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list") \
+            from None
+    store.reap_operations(name, process_alive)
+    ops = [status_view(op) for op in store.operations(name)]
+    # The cluster's state is read after its operations: an executor sets it before it records
+    # the operation done, so a finished operation is never shown beside its busy state (read
+    # first, the state could be RESETTING while the operation read a moment later was done).
+    record = store.get_cluster(name)
+    result = {"cluster": name, "state": record["state"]}
+    if history:
+        result["operations"] = ops
+    else:
+        result["operation"] = ops[-1] if ops else None
+    return result

@@ -2,12 +2,18 @@
 master's `opts` explicitly (a runner passes its __opts__), so nothing here depends on the
 loader's dunders."""
 
+import time
+
+import salt.client
 import salt.runner
 import salt.utils.event
 import salt.utils.minions
 import salt.wheel
 
 from kubesalt.master.verbs import support
+
+# How long a probe waits for a node's kubesalt grains after syncing its modules.
+PROBE_TIMEOUT = 60
 
 
 def fire(opts, tag, data):
@@ -58,6 +64,25 @@ def delete_keys(opts, ids):
     """Delete nodes' keys from Salt's key store (and so their minion data cache)."""
     for node_id in ids:
         _wheel(opts, "key.delete", node_id)
+
+
+def probe(opts, node_id, timeout=PROBE_TIMEOUT):
+    """Sync kubesalt's modules and grains to a node, wait for its grains, and have the master
+    cache them: {"probed": True}, or {"probed": False, "reason": ...}."""
+    with salt.client.get_local_client(opts["conf_file"]) as client:
+        client.cmd(node_id, "saltutil.sync_all", kwarg={"refresh": True}, timeout=60)
+        # sync_all reloads modules asynchronously on the minion: wait until our grains
+        # answer, then refresh pillar with wait=True, which is what stores the grains in the
+        # master's cache.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = client.cmd(node_id, "grains.get", ["kubesalt_interfaces"], timeout=10)
+            if answer.get(node_id):
+                client.cmd(node_id, "saltutil.refresh_pillar", kwarg={"wait": True},
+                           timeout=60)
+                return {"probed": True}
+            time.sleep(0.5)
+    return {"probed": False, "reason": f"no facts from {node_id} within {timeout}s"}
 
 
 def orchestrator(opts):

@@ -3,6 +3,7 @@ paths, and a uniform way to refuse a request (non-zero exit from salt-run, the e
 Pure: the calls into Salt are in saltcalls."""
 
 import logging
+import sys
 
 from kubesalt.master.verbs import args as runner_args
 from kubesalt.master.verbs import salt_noise
@@ -52,6 +53,15 @@ def pki_dir(opts):
 def node_tag(node_id, status):
     """The master-bus tag of a node's status change."""
     return f"kubesalt/node/{node_id}/{status}"
+
+
+def typed_back(opts, question, expected):
+    """Whether the operator, asked `question` at a terminal, types `expected`. Only salt-run
+    runs a runner in the operator's own process; elsewhere (the REST API) nobody is asked and
+    the answer is False."""
+    if not (opts.get("__role") == "master" and sys.stdin is not None and sys.stdin.isatty()):
+        return False
+    return input(question).strip() == expected
 
 
 def verb(func):
