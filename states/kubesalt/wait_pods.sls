@@ -1,13 +1,11 @@
 {#- The last stage before READY: every pod of the cluster is Ready. Pods of finished Jobs
     (cert-manager's startup check, rook's OSD preparation) never become Ready, so pods that
     Succeeded are left out. #}
-{%- from "kubesalt/map.jinja" import kubesalt, node, kubectl, is_first_master with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, kubectl, is_first_master with context %}
+{%- from "kubesalt/macros.jinja" import wrong_role with context %}
 
 {%- if not is_first_master %}
-
-Pods are awaited from the first master only:
-  test.fail_without_changes:
-    - comment: "{{ node.get('id', grains['id']) }} is not the first master"
+{{ wrong_role("Pods are awaited from the first master only", "is not the first master") }}
 {%- else %}
 {%-   set wait = kubectl ~ " wait --for=condition=Ready pods --all --all-namespaces"
                  ~ " --field-selector=status.phase!=Succeeded" %}

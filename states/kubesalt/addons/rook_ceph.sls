@@ -1,17 +1,15 @@
 {#- rook-ceph for blueprints with storage: the operator from its upstream manifest (the
     artifact holds crds, common and operator in one file), then a CephCluster using exactly
     the devices configured on the storage nodes (pillar kubesalt:storage_nodes). #}
-{%- from "kubesalt/map.jinja" import kubesalt, cluster, node, versions, paths,
-                                     is_first_master with context %}
-{%- from "kubesalt/macros.jinja" import kubectl_apply, need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, cluster, versions, paths, is_first_master
+    with context %}
+{%- from "kubesalt/macros.jinja" import kubectl_apply, need, wrong_role with context %}
 {%- from "kubesalt/addons/manifest.jinja" import upstream_manifest, wait_deployments
     with context %}
 
 {%- if not is_first_master %}
-
-rook-ceph is installed from the first master only:
-  test.fail_without_changes:
-    - comment: "{{ node.get('id', grains['id']) }} is not the first master"
+{{ wrong_role("rook-ceph is installed from the first master only",
+              "is not the first master") }}
 {%- elif cluster.get("storage", "none") == "none" %}
 
 The cluster has no managed storage:

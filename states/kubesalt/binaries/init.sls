@@ -1,8 +1,8 @@
 {#- The Kubernetes node binaries from the controller's artifact store, each checked against
     the sha256 the controller recorded, and kubelet's systemd unit as the upstream deb/rpm
     packages ship it (kubeadm starts and configures kubelet through it). #}
-{%- from "kubesalt/map.jinja" import kubesalt, artifacts, paths, proxy with context %}
-{%- from "kubesalt/macros.jinja" import need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, artifacts, paths, proxy_drop_ins with context %}
+{%- from "kubesalt/macros.jinja" import need, proxy_drop_in with context %}
 {{- need(["artifacts:kubeadm", "artifacts:kubelet", "artifacts:kubectl", "artifacts:crictl",
           "artifacts:cni_plugins"]) }}
 
@@ -71,22 +71,7 @@ Configure kubelet for kubeadm:
     - mode: '0644'
     - makedirs: True
 
-{%- if proxy %}
-
-Give kubelet the proxy environment:
-  file.managed:
-    - name: {{ paths.systemd_dir }}/kubelet.service.d/20-kubesalt-proxy.conf
-    - mode: '0644'
-    - makedirs: True
-    - contents: |
-        [Service]
-        EnvironmentFile={{ paths.proxy_env }}
-{%- else %}
-
-No proxy environment for kubelet:
-  file.absent:
-    - name: {{ paths.systemd_dir }}/kubelet.service.d/20-kubesalt-proxy.conf
-{%- endif %}
+{{ proxy_drop_in("kubelet") }}
 
 Reload systemd for the kubelet unit:
   module.run:
@@ -94,7 +79,7 @@ Reload systemd for the kubelet unit:
     - onchanges:
       - file: Install the kubelet service
       - file: Configure kubelet for kubeadm
-      - file: {{ "Give kubelet the proxy environment" if proxy else "No proxy environment for kubelet" }}
+      - file: {{ proxy_drop_ins.kubelet }}
 
 # Enabled, not started: like the upstream packages, kubelet runs once kubeadm init/join has
 # written its configuration; kubeadm starts it.

@@ -2,15 +2,12 @@
     artifact store. The manifest is verified byte for byte against its sha256, then the pod
     subnet is written into the one setting each CNI takes it from; the result is applied
     once (reruns find every object and change nothing). #}
-{%- from "kubesalt/map.jinja" import kubesalt, cluster, node, artifacts, versions, paths,
+{%- from "kubesalt/map.jinja" import kubesalt, cluster, artifacts, versions, paths,
                                      is_first_master, kubectl with context %}
-{%- from "kubesalt/macros.jinja" import kubectl_apply, need with context %}
+{%- from "kubesalt/macros.jinja" import kubectl_apply, need, wrong_role with context %}
 
 {%- if not is_first_master %}
-
-The CNI is installed from the first master only:
-  test.fail_without_changes:
-    - comment: "{{ node.get('id', grains['id']) }} is not the first master"
+{{ wrong_role("The CNI is installed from the first master only", "is not the first master") }}
 {%- else %}
 {%-   set cni = cluster.get("cni") %}
 {%-   if cni not in ["calico", "cilium"] %}

@@ -1,8 +1,9 @@
 {#- containerd and runc from the controller's artifact store, configured the way kubeadm
     expects: systemd cgroup driver, the pause image of the cluster's Kubernetes minor, CNI
     from /opt/cni/bin. #}
-{%- from "kubesalt/map.jinja" import kubesalt, artifacts, versions, paths, proxy with context %}
-{%- from "kubesalt/macros.jinja" import need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, artifacts, versions, paths, proxy_drop_ins
+    with context %}
+{%- from "kubesalt/macros.jinja" import need, proxy_drop_in with context %}
 {{- need(["artifacts:containerd", "artifacts:runc"]) }}
 
 {%- set tarball = paths.cache_dir ~ "/containerd-" ~ versions.containerd ~ ".tar.gz" %}
@@ -57,24 +58,7 @@ Install the containerd service:
     - template: jinja
     - mode: '0644'
 
-{%- if proxy %}
-
-Give containerd the proxy environment:
-  file.managed:
-    - name: {{ paths.systemd_dir }}/containerd.service.d/20-kubesalt-proxy.conf
-    - mode: '0644'
-    - makedirs: True
-    - contents: |
-        [Service]
-        EnvironmentFile={{ paths.proxy_env }}
-{%- set proxy_state = "Give containerd the proxy environment" %}
-{%- else %}
-
-No proxy environment for containerd:
-  file.absent:
-    - name: {{ paths.systemd_dir }}/containerd.service.d/20-kubesalt-proxy.conf
-{%- set proxy_state = "No proxy environment for containerd" %}
-{%- endif %}
+{{ proxy_drop_in("containerd") }}
 
 # service.running reloads systemd itself when a unit changed (NeedDaemonReload).
 Run containerd:
@@ -86,7 +70,7 @@ Run containerd:
       - file: Install runc
       - file: Configure containerd
       - file: Install the containerd service
-      - file: {{ proxy_state }}
+      - file: {{ proxy_drop_ins.containerd }}
 
 Wait for containerd to serve CRI:
   cmd.run:

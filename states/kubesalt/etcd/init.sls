@@ -1,15 +1,13 @@
 {#- An external etcd member on each master, TLS everywhere with the certificates the
     controller issued (each member's certificate carries its address and both server and
     client auth, so it also serves as peer certificate). #}
-{%- from "kubesalt/map.jinja" import kubesalt, node, artifacts, etcd, etcdctl, paths,
-                                     is_master, versions with context %}
-{%- from "kubesalt/macros.jinja" import need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, artifacts, etcd, etcdctl, paths, is_master,
+                                     versions with context %}
+{%- from "kubesalt/macros.jinja" import need, wrong_role with context %}
 
 {%- if not is_master %}
-
-etcd runs on masters only:
-  test.fail_without_changes:
-    - comment: "{{ node.get('id', grains['id']) }} is not a master; the etcd stage targets masters only"
+{{ wrong_role("etcd runs on masters only",
+              "is not a master; the etcd stage targets masters only") }}
 {%- else %}
 {{- need(["artifacts:etcd", "etcd:initial_cluster", "etcd:ca_cert", "etcd:cert", "etcd:key",
           "versions:etcd"]) }}

@@ -2,10 +2,9 @@
     their quorum. Runs on a master that stays, for pillar kubesalt_op:node (members are named
     after their node). #}
 {%- from "kubesalt/map.jinja" import etcdctl, op_node with context %}
+{%- from "kubesalt/macros.jinja" import need_op_node with context %}
 {%- set member = op_node %}
-{%- if not member %}
-{{- raise("pillar kubesalt_op:node names the etcd member to remove; the orchestration passes it") }}
-{%- endif %}
+{{- need_op_node("etcd member to remove") }}
 {#- `member list` prints "ID, started, NAME, peer URLs, client URLs, is learner" #}
 {%- set member_id = etcdctl ~ " member list | awk -F', ' '$3 == \"" ~ member ~ "\" {print $1}'" %}
 

@@ -2,10 +2,9 @@
     kubelet still running would register the node again). Runs on a master that stays, for
     pillar kubesalt_op:node. #}
 {%- from "kubesalt/map.jinja" import kubectl, op_node with context %}
+{%- from "kubesalt/macros.jinja" import need_op_node with context %}
 {%- set target = op_node %}
-{%- if not target %}
-{{- raise("pillar kubesalt_op:node names the node to delete; the orchestration passes it") }}
-{%- endif %}
+{{- need_op_node("node to delete") }}
 
 Delete {{ target }} from Kubernetes:
   cmd.run:

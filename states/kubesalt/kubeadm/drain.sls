@@ -3,10 +3,9 @@
     node is pillar kubesalt_op:node, passed by the orchestration. A node Kubernetes does not
     know is left alone. #}
 {%- from "kubesalt/map.jinja" import kubesalt, kubectl, op_node with context %}
+{%- from "kubesalt/macros.jinja" import need_op_node with context %}
 {%- set target = op_node %}
-{%- if not target %}
-{{- raise("pillar kubesalt_op:node names the node to drain; the orchestration passes it") }}
-{%- endif %}
+{{- need_op_node("node to drain") }}
 
 Drain {{ target }}:
   cmd.run:

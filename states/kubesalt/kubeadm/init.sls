@@ -3,15 +3,13 @@
     nodes pin before any node exists). Secrets stay out of command lines and state output:
     the token and certificate key live in the 0600 config file, and kubeadm's output (which
     repeats them in its join hints) is not logged. #}
-{%- from "kubesalt/map.jinja" import kubesalt, node, paths, kubectl, is_first_master
-    with context %}
-{%- from "kubesalt/macros.jinja" import need with context %}
+{%- from "kubesalt/map.jinja" import kubesalt, paths, kubectl, is_first_master with context %}
+{%- from "kubesalt/macros.jinja" import need, wrong_role with context %}
 
 {%- if not is_first_master %}
-
-kubeadm init runs on the first master only:
-  test.fail_without_changes:
-    - comment: "{{ node.get('id', grains['id']) }} is not the first master; other masters run kubesalt.kubeadm.join_control_plane"
+{{ wrong_role("kubeadm init runs on the first master only",
+              "is not the first master; other masters run"
+              ~ " kubesalt.kubeadm.join_control_plane") }}
 {%- else %}
 {{- need(["kubeadm:token", "kubeadm:ca_cert", "kubeadm:ca_key", "kubeadm:certificate_key",
           "etcd:ca_cert", "etcd:cert", "etcd:key", "cluster:control_plane_endpoint",

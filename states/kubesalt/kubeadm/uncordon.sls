@@ -1,10 +1,9 @@
 {#- Let pods back onto a node after its upgrade (the counterpart of kubesalt.kubeadm.drain,
     run on the first master for pillar kubesalt_op:node). #}
 {%- from "kubesalt/map.jinja" import kubectl, op_node with context %}
+{%- from "kubesalt/macros.jinja" import need_op_node with context %}
 {%- set target = op_node %}
-{%- if not target %}
-{{- raise("pillar kubesalt_op:node names the node to uncordon; the orchestration passes it") }}
-{%- endif %}
+{{- need_op_node("node to uncordon") }}
 
 Uncordon {{ target }}:
   cmd.run:

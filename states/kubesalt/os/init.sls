@@ -72,7 +72,7 @@ Write the proxy environment for containerd and kubelet:
         no_proxy={{ no_proxy | join(",") }}
 {%- else %}
 
-No proxy environment for containerd and kubelet:
+Remove the proxy environment of containerd and kubelet:
   file.absent:
     - name: {{ paths.proxy_env }}
 {%- endif %}
@@ -87,7 +87,7 @@ No proxy environment for containerd and kubelet:
     - makedirs: True
     - contents: {{ proxy.root_ca | yaml_encode }}
 {%- else %}
-{%-   set trust_state = "No proxy root CA in the system trust store" %}
+{%-   set trust_state = "Remove the proxy's root CA from the system trust store" %}
 
 {{ trust_state }}:
   file.absent:

@@ -2,14 +2,12 @@
     NoSchedule taint. Dedicated clusters keep workloads off them: make sure every master
     carries it. Each change is guarded by a query of the node's taints, so a rerun changes
     nothing. #}
-{%- from "kubesalt/map.jinja" import cluster, node, masters, kubectl, is_first_master,
+{%- from "kubesalt/map.jinja" import cluster, masters, kubectl, is_first_master,
                                      control_plane_taint with context %}
+{%- from "kubesalt/macros.jinja" import wrong_role with context %}
 
 {%- if not is_first_master %}
-
-Taints are managed from the first master only:
-  test.fail_without_changes:
-    - comment: "{{ node.get('id', grains['id']) }} is not the first master"
+{{ wrong_role("Taints are managed from the first master only", "is not the first master") }}
 {%- else %}
 {%-   set taint = control_plane_taint.key ~ ":" ~ control_plane_taint.effect %}
 {%-   for master in masters %}
