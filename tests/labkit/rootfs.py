@@ -28,6 +28,8 @@ LAYERS = {
     # look like a clean machine (conjurer's prechecks refuse a node with /var/lib/etcd data).
     "etcd": (("etcd-server", "etcd-client"),
              "systemctl disable etcd || true; rm -rf /var/lib/etcd/*"),
+    # The kubeadm, kubelet and kubectl stand-ins (tests/labkit/bin) read and write YAML with it.
+    "python": (("python3-yaml",), "true"),
 }
 # Built like LAYERS but never part of a node: what the lab's artifact source (tests/labkit/
 # artifacts.py) packs for the states to install, as a real site's artifact store would hold
