@@ -147,7 +147,7 @@ def enroll(store, layout, payload, address, now=None):
     if key_state in ("rejected", "denied"):
         raise EnrollmentRefused(403, "rejected", f"{node_id} was rejected by an operator")
     record = store.enroll_node(node_id, cluster, fingerprint, request["serial"], address, now)
-    auto = store.get_cluster(cluster)["spec"]["auto_approve"]
+    auto = store.cluster(cluster).spec.auto_approve
     if auto and key_state != "accepted":
         preseed_key(layout, node_id, minion_pub)
         key_state = "accepted"

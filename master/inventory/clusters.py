@@ -24,16 +24,15 @@ _refuse = Refused.one
 
 def _record(store, name):
     try:
-        return store.get_cluster(name)
+        return store.cluster(name)
     except NotFound:
         raise _refuse("name", f"no cluster named {name!r}; see salt-run cluster.list") from None
 
 
-def _view(record, matrix):
-    spec = spec_mod.ClusterSpec.from_dict(record["spec"])
-    data = spec_mod.describe(spec, matrix)
-    data.update(state=record["state"], created_at=record["created_at"],
-                updated_at=record["updated_at"], revision=record["revision"])
+def _view(cluster, matrix):
+    data = spec_mod.describe(cluster.spec, matrix)
+    data.update(state=cluster.state, created_at=cluster.created_at,
+                updated_at=cluster.updated_at, revision=cluster.revision)
     return data
 
 
@@ -44,7 +43,7 @@ def create(store, name, matrix=None, **options):
     except spec_mod.ValidationError as exc:
         raise Refused(exc.as_dict()) from None
     try:
-        store.create_cluster(name, spec.to_dict())
+        store.create_cluster(name, spec)
     except AlreadyExists:
         raise _refuse("name", f"a cluster named {name!r} already exists; choose another name "
                               "or delete it first") from None
@@ -57,7 +56,7 @@ def show(store, name, matrix=None):
 
 def list_(store, matrix=None):
     matrix = matrix or matrix_mod.default()
-    return [_view(r, matrix) for r in store.list_clusters()]
+    return [_view(c, matrix) for c in store.clusters()]
 
 
 def update(store, name, matrix=None, **changes):
@@ -69,13 +68,11 @@ def update(store, name, matrix=None, **changes):
 
     def change(current):
         try:
-            new = spec_mod.apply_update(spec_mod.ClusterSpec.from_dict(current), matrix,
-                                        **changes)
+            return spec_mod.apply_update(current, matrix, **changes)
         except spec_mod.ValidationError as exc:
             raise Refused(exc.as_dict()) from None
-        return new.to_dict()
 
-    return _view(store.update_cluster(name, change), matrix)
+    return _view(store.update_spec(name, change), matrix)
 
 
 def delete(store, name):
@@ -92,8 +89,7 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None,
     and returns where they are and the conjurer command line; the passphrase itself is never
     returned.
     """
-    record = _record(store, name)
-    spec = spec_mod.ClusterSpec.from_dict(record["spec"])
+    spec = _record(store, name).spec
     if not Path(master_pub).exists():
         raise _refuse("controller", "the controller has no master key yet; run "
                                     "kubesalt-controller init first")

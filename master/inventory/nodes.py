@@ -164,7 +164,7 @@ def validate_config(cluster_spec, grains, roles, interface, storage_devices):
     for role in unknown:
         errors.append({"field": "roles", "message": f"{role!r} is not a role; use master, "
                                                     "worker or storage"})
-    dedicated = cluster_spec["dedicated_master"]
+    dedicated = cluster_spec.dedicated_master
     if dedicated and "master" in roles and "worker" in roles:
         errors.append({"field": "roles", "message": "this cluster has dedicated masters: a "
                                                     "master cannot also be a worker"})
@@ -216,7 +216,7 @@ def configure(store, pki_dir, node_id, grains, roles, interface, storage_devices
                               "configured")
     if not grains.get("kubesalt_interfaces"):
         raise _refuse("node", f"{node_id} has not been probed yet; wait for it to connect")
-    spec = store.get_cluster(record["cluster"])["spec"]
+    spec = store.cluster(record["cluster"]).spec
     config = validate_config(spec, grains, roles, interface, storage_devices)
     store.set_node_config(node_id, config)
     return config

@@ -114,9 +114,13 @@ class ClusterSpec:
         _, masters, workers = CLUSTER_TYPES[(self.ha, self.dedicated_master)]
         return {"masters": masters, "dedicated_workers": workers, "total": masters + workers}
 
+    @property
+    def min_storage_nodes(self):
+        """Storage nodes a blueprint with storage needs: a replica per master."""
+        return 3 if self.ha else 1
+
     def to_dict(self):
-        data = dataclasses.asdict(self)
-        return data
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data):

@@ -7,11 +7,14 @@ overwriting. Everything goes through this module so a shared SQL server could re
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
 import time
 from pathlib import Path
+
+from kubesalt.master.inventory.spec import ClusterSpec
 
 DB_NAME = "kubesalt.db"
 BUSY_TIMEOUT_MS = 30000
@@ -107,6 +110,23 @@ class AlreadyExists(ValueError):
     pass
 
 
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """A cluster record with its typed spec."""
+    name: str
+    spec: ClusterSpec
+    state: str
+    created_at: float
+    updated_at: float
+    revision: int
+
+    @classmethod
+    def from_record(cls, record):
+        return cls(spec=ClusterSpec.from_dict(record["spec"]),
+                   **{k: record[k] for k in ("name", "state", "created_at", "updated_at",
+                                             "revision")})
+
+
 class Store:
     def __init__(self, state_dir):
         self.path = Path(state_dir) / DB_NAME
@@ -161,6 +181,20 @@ class Store:
                 conn.execute(f"PRAGMA user_version={number}")
 
     # ---- clusters ---------------------------------------------------------------------------
+    # `cluster`, `clusters` and `update_spec` hand out the typed spec, which every caller in
+    # master/ uses; the dict-level methods below them are the storage layer they build on.
+
+    def cluster(self, name):
+        """The cluster `name` as a Cluster (NotFound when there is none)."""
+        return Cluster.from_record(self.get_cluster(name))
+
+    def clusters(self):
+        return [Cluster.from_record(r) for r in self.list_clusters()]
+
+    def update_spec(self, name, change):
+        """Apply `change(ClusterSpec) -> ClusterSpec` atomically; returns the Cluster."""
+        return Cluster.from_record(self.update_cluster(
+            name, lambda current: change(ClusterSpec.from_dict(current)).to_dict()))
 
     @staticmethod
     def _cluster_row(row):
@@ -174,6 +208,9 @@ class Store:
         }
 
     def create_cluster(self, name, spec):
+        """Store a new cluster; `spec` is a ClusterSpec or its dict form."""
+        if isinstance(spec, ClusterSpec):
+            spec = spec.to_dict()
         now = time.time()
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM clusters WHERE name=?", (name,)).fetchone():

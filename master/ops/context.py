@@ -5,26 +5,23 @@ pillar's first master all take that order from here."""
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory import keys
 from kubesalt.master.inventory import nodes as nodes_mod
-from kubesalt.master.inventory import spec as spec_mod
 from kubesalt.master.inventory.store import NotFound
 from kubesalt.master.ops.plan import roles
 from kubesalt.master.processes import process_alive
 
 
 def cluster_and_nodes(store, layout, cluster):
-    """The cluster record (its spec with the derived `type`) and its node views, for the
-    verbs that start operations. Operations whose executor died are reaped first."""
+    """The Cluster (typed spec, state) and its node views, for the verbs that start
+    operations. Operations whose executor died are reaped first."""
     try:
-        record = store.get_cluster(cluster)
+        record = store.cluster(cluster)
     except NotFound:
         raise Refused.one("name", f"no cluster named {cluster!r}") from None
-    spec = dict(record["spec"])
-    spec["type"] = spec_mod.ClusterSpec.from_dict(record["spec"]).cluster_type
     store.reap_operations(cluster, process_alive)
     states = keys.key_states(layout.pki_dir)
     views = [nodes_mod.view(n, keys.state_for(states.get(n["id"]), n["pub_sha256"]))
              for n in store.list_nodes(cluster)]
-    return dict(record, spec=spec), views
+    return record, views
 
 
 def join_order(nodes):

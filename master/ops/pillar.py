@@ -13,7 +13,6 @@ operation's executor issues the certificates first (ops/certificates.py).
 from kubesalt.master.inventory import artifacts as artifacts_mod
 from kubesalt.master.inventory import keys
 from kubesalt.master.inventory import matrix as matrix_mod
-from kubesalt.master.inventory import spec as spec_mod
 from kubesalt.master.inventory.store import NotFound
 from kubesalt.master.ops import context
 from kubesalt.master.trust import cluster_secrets
@@ -84,7 +83,7 @@ def build(store, layout, minion_id, matrix=None):
 
     if not accepted(node):
         return {}
-    spec = spec_mod.ClusterSpec.from_dict(store.get_cluster(node["cluster"])["spec"])
+    spec = store.cluster(node["cluster"]).spec
     members = [n for n in store.list_nodes(spec.name) if n["config"] and accepted(n)]
     secrets = cluster_secrets.load(layout, spec.name)
     config = node["config"]

@@ -145,7 +145,7 @@ def resolve(spec, nodes, resume_from=None, only=None, kind="provision", removed=
         if only is not None and stage.targets in PER_NODE_TARGETS:
             targets = [t for t in targets if t in only]
         skip = ""
-        if stage.when == "storage" and spec.get("storage", "none") == "none":
+        if stage.when == "storage" and spec.storage == "none":
             skip = "the blueprint has no storage"
         elif stage.when == "master" and not (removed and "master" in roles(removed)):
             skip = "the node is not a master"

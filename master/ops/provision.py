@@ -31,16 +31,16 @@ def _check_addresses(spec, nodes, controller_addresses, problem):
              for a in {n.get("address"), (n.get("config") or {}).get("address")} if a]
     hosts += [("the controller", a) for a in controller_addresses if a]
     for field in ("pod_subnet", "service_subnet"):
-        if not spec.get(field):
+        if not getattr(spec, field):
             continue
-        subnet = ipaddress.ip_network(spec[field])
+        subnet = ipaddress.ip_network(getattr(spec, field))
         for who, address in hosts:
             try:
                 inside = ipaddress.ip_address(address) in subnet
             except ValueError:
                 continue
             if inside:
-                problem(field, f"{spec[field]} contains the address {address} of {who}; "
+                problem(field, f"{getattr(spec, field)} contains the address {address} of {who}; "
                                "create the cluster with a subnet that holds no host's address")
 
 
@@ -63,21 +63,21 @@ def validate(spec, nodes, grains_of, new_only=False, controller_addresses=()):
     masters = [n for n in configured if "master" in n["config"]["roles"]]
     workers = [n for n in configured if "master" not in n["config"]["roles"]]
     storage = [n for n in configured if "storage" in n["config"]["roles"]]
-    want = 3 if spec["ha"] else 1
+    want = spec.required_nodes["masters"]
     if len(masters) != want:
-        problem("masters", f"a {spec['type']} cluster needs exactly {want} master(s); "
+        problem("masters", f"a {spec.cluster_type} cluster needs exactly {want} master(s); "
                            f"{len(masters)} configured")
-    if spec["dedicated_master"] and not workers:
-        problem("workers", f"a {spec['type']} cluster needs at least 1 dedicated worker; "
+    if spec.required_nodes["dedicated_workers"] and not workers:
+        problem("workers", f"a {spec.cluster_type} cluster needs at least 1 dedicated worker; "
                            "configure a node with roles=worker")
-    if spec.get("storage", "none") != "none":
-        need = 3 if spec["ha"] else 1
+    if spec.storage != "none":
+        need = spec.min_storage_nodes
         if len(storage) < need:
-            problem("storage", f"the {spec['blueprint']} blueprint needs at least {need} "
+            problem("storage", f"the {spec.blueprint} blueprint needs at least {need} "
                                f"storage node(s); {len(storage)} configured")
     for node in configured:
         grains = grains_of(node["id"])
-        if spec["cni"] == "cilium":
+        if spec.cni == "cilium":
             if str(grains.get("os_family")) == "RedHat" and str(grains.get("osmajorrelease")) \
                     == "7":
                 problem("cni", f"{node['id']} runs RHEL/CentOS 7, which cilium does not "
@@ -113,24 +113,24 @@ RESUMED_BY = {"upgrade": "salt-run cluster.upgrade {cluster}",
 def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_addresses=()):
     """Validate and start provisioning `cluster`; returns the operation record."""
     record, views = context.cluster_and_nodes(store, layout, cluster)
-    spec = record["spec"]
+    spec = record.spec
     for kind, verb in RESUMED_BY.items():
         failed = launch.last_failed(store, cluster, kind)
         if failed:
             raise Refused([{"field": "name", "message": f"{cluster}'s {kind} "
                                    f"{failed['id']} failed at {failed['failed_stage']}; finish "
                                    f"it first: {verb.format(cluster=cluster)}"}])
-    adding = record["state"] == "READY"
+    adding = record.state == "READY"
     ordered = validate(spec, views, grains_of, new_only=adding,
                        controller_addresses=controller_addresses)
-    lacking = artifacts.missing(layout.artifacts_dir, matrix_mod.default(), spec["k8s_version"])
+    lacking = artifacts.missing(layout.artifacts_dir, matrix_mod.default(), spec.k8s_version)
     if lacking:
         raise Refused([{"field": "artifacts", "message": f"the artifact store lacks "
                                                                f"{len(lacking)} file(s) for "
-                                                               f"{spec['k8s_version']}, e.g. "
+                                                               f"{spec.k8s_version}, e.g. "
                                                                f"{lacking[0]}; run salt-run "
                                                                "artifacts.sync "
-                                                               f"{spec['k8s_version']}"}])
+                                                               f"{spec.k8s_version}"}])
     only = None
     if adding:
         only = {n["id"] for n in ordered if n["status"] == "APPROVED"}

@@ -28,17 +28,17 @@ def check(spec, views, node_id):
     masters = [n for n in members if "master" in n["config"]["roles"]]
     if "master" in node["config"]["roles"]:
         if len(masters) <= 1:
-            raise Refused.one("node", f"{node_id} is the only master of {spec['name']}; reset "
+            raise Refused.one("node", f"{node_id} is the only master of {spec.name}; reset "
                                       "the cluster instead (cluster.reset)")
         quorum = len(masters) // 2 + 1
         if len(masters) - 1 < quorum:
             raise Refused.one("node", f"removing {node_id} would leave {len(masters) - 1} of "
                                       f"{len(masters)} etcd members, below quorum ({quorum}); "
                                       "add a master first")
-    elif spec.get("dedicated_master"):
+    elif spec.dedicated_master:
         workers = [n for n in members if "master" not in n["config"]["roles"]]
         if len(workers) <= 1:
-            raise Refused.one("node", f"{node_id} is the last worker of {spec['name']}, whose "
+            raise Refused.one("node", f"{node_id} is the last worker of {spec.name}, whose "
                                       "masters take no workloads; add a worker first")
     return node
 
@@ -53,7 +53,7 @@ def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True)
         raise Refused.one("node", f"no node {node_id!r} has enrolled; see salt-run node.list") \
             from None
     record, views = context.cluster_and_nodes(store, layout, cluster)
-    spec = dict(record["spec"], name=cluster)
+    spec = record.spec
     failed = launch.last_failed(store, cluster, "remove-node")
     resume = failed["failed_stage"] if failed and failed["params"]["node"] == node_id else None
     node = check(spec, views, node_id)

@@ -17,8 +17,8 @@ def start(store, layout, cluster, conf_dir, confirm=False, spawn=True):
     """Validate and start resetting `cluster` (or resume its failed reset); returns the
     operation record."""
     record, views = context.cluster_and_nodes(store, layout, cluster)
-    spec = record["spec"]
-    if not spec.get("reset_enabled"):
+    spec = record.spec
+    if not spec.reset_enabled:
         raise Refused.one("reset_enabled", f"resetting {cluster} is disabled; enable it first: "
                                            f"salt-run cluster.update {cluster} "
                                            "reset_enabled=True")

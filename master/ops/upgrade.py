@@ -7,6 +7,8 @@ A failed upgrade is resumed by asking for it again (same version, or none): the 
 the failed stage; every upgrade step is safe to repeat on a node that already did it.
 """
 
+import dataclasses
+
 from kubesalt.master.inventory import artifacts
 from kubesalt.master.ops import context, launch
 from kubesalt.master.inventory import matrix as matrix_mod
@@ -48,18 +50,18 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
     operation record."""
     matrix = matrix or matrix_mod.default()
     record, views = context.cluster_and_nodes(store, layout, cluster)
-    spec = record["spec"]
+    spec = record.spec
     failed = launch.last_failed(store, cluster, "upgrade")
     resume = None
     if failed and (k8s_version in (None, "") or matrix.resolve_k8s_version(k8s_version)
                    == failed["params"]["to"]):
         params, resume = failed["params"], failed["failed_stage"]
-    elif record["state"] != "READY":
-        raise Refused.one("name", f"{cluster} is {record['state']}; only a READY cluster is "
+    elif record.state != "READY":
+        raise Refused.one("name", f"{cluster} is {record.state}; only a READY cluster is "
                                   "upgraded (cluster.status shows why)")
     else:
-        params = {"from": spec["k8s_version"],
-                  "to": check_target(matrix, spec["k8s_version"], k8s_version)}
+        params = {"from": spec.k8s_version,
+                  "to": check_target(matrix, spec.k8s_version, k8s_version)}
     lacking = artifacts.missing(layout.artifacts_dir, matrix, params["to"])
     if lacking:
         raise Refused.one("artifacts", f"the artifact store lacks {len(lacking)} file(s) for "
@@ -71,7 +73,8 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
     op = launch.start(store, layout, conf_dir, cluster, "upgrade", stages, params=params,
                       spawn=False)
     # only once the operation holds the cluster: a refused start changes nothing
-    store.update_cluster(cluster, lambda current: dict(current, k8s_version=params["to"]))
+    store.update_spec(cluster, lambda current: dataclasses.replace(current,
+                                                                   k8s_version=params["to"]))
     if spawn:
         store.start_operation(op["id"], launch.spawn_executor(layout, conf_dir, op["id"]))
     return store.operation(op["id"])

@@ -14,6 +14,7 @@ import yaml
 
 from kubesalt.master.ops import executor as operations
 from kubesalt.master.ops import plan
+from tests.specs import cluster_spec
 
 from . import matrix
 from .conftest import where
@@ -400,7 +401,7 @@ def test_orchestration_renders_each_plan_as_one_chain(renderer, kind):
     nodes = [{"id": i, "config": {"roles": r}}
              for i, r, _ in matrix.nodes_of("dedicated-multi-master")]
     removed = nodes[-1] if kind == "remove-node" else None
-    stages = plan.resolve({"storage": "rook-ceph"}, nodes[:-1] if removed else nodes,
+    stages = plan.resolve(cluster_spec(storage="rook-ceph"), nodes[:-1] if removed else nodes,
                           kind=kind, removed=removed)
     op = {"id": "op-1", "cluster": "edge1", "kind": kind, "params": {"node": "node-s0"},
           "stages": [dict(s, state="skipped" if s["skip"] else "pending") for s in stages]}

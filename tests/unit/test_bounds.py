@@ -1,14 +1,15 @@
 """Values salt-run and the API refuse alike: bounded numbers and texts, label counts, special
 subnets, subnets holding a host's address, and the artifact store's architectures."""
 
-import pytest
+from dataclasses import replace
 
+import pytest
 from kubesalt.master.api import model as api
-from kubesalt.master.inventory import artifacts
-from kubesalt.master.inventory import matrix
-from kubesalt.master.ops import provision
-from kubesalt.master.inventory import spec
 from kubesalt.master.errors import Refused
+from kubesalt.master.inventory import artifacts, matrix, spec
+from kubesalt.master.ops import provision
+
+from tests.specs import cluster_spec
 
 
 def fields(exc):
@@ -65,9 +66,8 @@ def test_special_ranges_are_refused(pod, svc, field):
 
 # ---- subnets against the hosts' addresses at provision -------------------------------------
 
-SPEC = {"ha": False, "dedicated_master": False, "type": "converged-single-master",
-        "storage": "none", "blueprint": "minimal", "cni": "calico",
-        "pod_subnet": "10.77.0.0/16", "service_subnet": "10.96.0.0/12"}
+SPEC = cluster_spec(ha=False, dedicated_master=False, storage="none", blueprint="minimal",
+                    cni="calico", pod_subnet="10.77.0.0/16", service_subnet="10.96.0.0/12")
 GRAINS = {"os": "Debian", "os_family": "Debian", "kernelrelease": "6.1.0", "cpuarch": "x86_64"}
 
 
@@ -81,13 +81,13 @@ def test_a_pod_subnet_holding_a_node_is_refused_naming_the_node():
 
 
 def test_a_service_subnet_holding_the_controller_is_refused():
-    spec_ = dict(SPEC, pod_subnet="10.244.0.0/16", service_subnet="10.64.0.0/12")
+    spec_ = replace(SPEC, pod_subnet="10.244.0.0/16", service_subnet="10.64.0.0/12")
     node = {"id": "n1", "status": "APPROVED", "address": "192.168.1.5",
             "config": {"roles": ["master"], "address": "192.168.1.5"}}
     with pytest.raises(Refused) as exc:
         provision.validate(spec_, [node], lambda n: GRAINS, controller_addresses=("10.77.0.1",))
     assert fields(exc) == ["service_subnet"] and "controller" in exc.value.errors[0]["message"]
-    spec_ok = dict(spec_, service_subnet="10.96.0.0/12")
+    spec_ok = replace(spec_, service_subnet="10.96.0.0/12")
     assert provision.validate(spec_ok, [node], lambda n: GRAINS,
                               controller_addresses=("10.77.0.1",)) == [node]
 

@@ -13,8 +13,10 @@ from kubesalt.master.ops import reset
 from kubesalt.master.ops import upgrade
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import Store
+from tests.specs import cluster_spec
 
 MATRIX = matrix_mod.default()
+SPEC = cluster_spec()
 
 
 def message(exc_info):
@@ -49,7 +51,7 @@ HA = [view("m1", "master"), view("m2", "master"), view("m3", "master"), view("w1
 
 
 def test_a_master_of_three_may_leave_but_not_a_second():
-    spec = {"name": "c", "dedicated_master": True}
+    spec = cluster_spec(dedicated_master=True)
     assert removal.check(spec, HA, "m3")["id"] == "m3"
     two_left = [n for n in HA if n["id"] != "m3"]
     with pytest.raises(Refused) as refused:
@@ -58,31 +60,31 @@ def test_a_master_of_three_may_leave_but_not_a_second():
 
 
 def test_the_only_master_and_the_last_dedicated_worker_stay():
-    spec = {"name": "c", "dedicated_master": True}
+    spec = cluster_spec(dedicated_master=True)
     single = [view("m1", "master"), view("w1", "worker")]
     with pytest.raises(Refused, match="only master"):
         removal.check(spec, single, "m1")
     with pytest.raises(Refused, match="last worker"):
         removal.check(spec, single, "w1")
     converged = [view("m1", "master", "worker"), view("w1", "worker")]
-    assert removal.check({"name": "c", "dedicated_master": False}, converged, "w1")
+    assert removal.check(cluster_spec(dedicated_master=False), converged, "w1")
 
 
 def test_removal_plan_drains_from_a_master_that_stays():
     stays = [{"id": n["id"], "config": n["config"]} for n in HA if n["id"] != "m1"]
     stages = {s["name"]: s for s in plan.resolve(
-        {}, stays, kind="remove-node", removed={"id": "m1", "config": {"roles": ["master"]}})}
+        SPEC, stays, kind="remove-node", removed={"id": "m1", "config": {"roles": ["master"]}})}
     assert stages["drain"]["nodes"] == ["m2"] and stages["etcd-member"]["nodes"] == ["m2"]
     assert stages["etcd-member"]["skip"] == ""
     assert stages["reset-node"]["nodes"] == ["m1"] and stages["remove-agent"]["nodes"] == ["m1"]
     worker = {s["name"]: s for s in plan.resolve(
-        {}, stays, kind="remove-node", removed={"id": "w1", "config": {"roles": ["worker"]}})}
+        SPEC, stays, kind="remove-node", removed={"id": "w1", "config": {"roles": ["worker"]}})}
     assert worker["etcd-member"]["skip"] == "the node is not a master"
 
 
 def test_upgrade_plan_follows_kubeadm_order():
     nodes = [{"id": n["id"], "config": n["config"]} for n in HA]
-    stages = {s["name"]: s for s in plan.resolve({}, nodes, kind="upgrade")}
+    stages = {s["name"]: s for s in plan.resolve(SPEC, nodes, kind="upgrade")}
     assert stages["upgrade-first-master"]["nodes"] == ["m1"]
     assert stages["upgrade-other-masters"]["nodes"] == ["m2", "m3"]
     assert stages["upgrade-workers"]["nodes"] == ["w1"]
@@ -94,7 +96,7 @@ def test_orchestration_pillar_of_an_upgrade_drains_from_the_first_master(tmp_pat
     store = Store(tmp_path)
     store.create_cluster("c", {})
     nodes = [{"id": n["id"], "config": n["config"]} for n in HA]
-    store.create_operation("op-u", "c", "upgrade", plan.resolve({}, nodes, kind="upgrade"),
+    store.create_operation("op-u", "c", "upgrade", plan.resolve(SPEC, nodes, kind="upgrade"),
                            lambda pid: True, params={"from": "1.29.14", "to": "1.30.10"})
     pillar = operations.orchestration_pillar(store.operation("op-u"))["kubesalt_operation"]
     assert pillar["drain_from"] == "m1"
@@ -126,7 +128,7 @@ def test_reset_needs_the_flag_and_a_confirmation_and_changes_nothing_without(
 def test_reset_forgets_nodes_revokes_installers_and_keeps_the_cluster(tmp_path):
     store, layout = cluster_with_nodes(tmp_path, True)
     store.add_installer("c", "s1", 0, 2**40)
-    store.create_operation("op-r", "c", "reset", plan.resolve({}, [], kind="reset"),
+    store.create_operation("op-r", "c", "reset", plan.resolve(SPEC, [], kind="reset"),
                            lambda pid: True, params={"nodes": ["n1"]})
     deleted = []
 
@@ -144,7 +146,7 @@ def test_reset_forgets_nodes_revokes_installers_and_keeps_the_cluster(tmp_path):
 
 def test_a_failing_controller_stage_fails_the_operation_there(tmp_path):
     store, _ = cluster_with_nodes(tmp_path, True)
-    store.create_operation("op-r", "c", "reset", plan.resolve({}, [], kind="reset"),
+    store.create_operation("op-r", "c", "reset", plan.resolve(SPEC, [], kind="reset"),
                            lambda pid: True, params={"nodes": ["n1"]})
 
     def broken(store_, op):
@@ -162,7 +164,7 @@ def test_a_removal_marks_only_the_removed_node(tmp_path):
     store.enroll_node("n2", "c", "sha", "serial", "10.0.0.2")
     stays = [{"id": "n1", "config": {"roles": ["master"]}}]
     store.create_operation("op-x", "c", "remove-node", plan.resolve(
-        {}, stays, kind="remove-node", removed={"id": "n2", "config": {"roles": ["worker"]}}),
+        SPEC, stays, kind="remove-node", removed={"id": "n2", "config": {"roles": ["worker"]}}),
         lambda pid: True, params={"node": "n2", "drain": True})
     failing = {"retcode": 1, "data": {"m": {"salt_|-Run stage drain_|-x_|-state": {
         "result": False, "comment": "drain failed", "changes": {}}}}}

@@ -24,6 +24,7 @@ from kubesalt.master.endpoint import enrollment
 from kubesalt.master.trust import pki
 from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import credentials as creds
+from tests.specs import cluster_spec
 from tests.serving import serve_in_background
 
 ARTIFACT = os.urandom(300 * 1024)
@@ -100,7 +101,7 @@ def _answering(call):
 def start(site, tmp_path):
     """start(**options) -> (server, port): an endpoint with the real enrollment calls."""
     store = Store(tmp_path / "state")
-    store.create_cluster("edge1", {"auto_approve": False})
+    store.create_cluster("edge1", cluster_spec(name="edge1", auto_approve=False))
     store.add_installer("edge1", site.installer.serial, time.time() - 60,
                         site.installer.not_after.timestamp())
     layout = types.SimpleNamespace(kubesalt_pki=site.base / "pki", pki_dir=tmp_path / "salt")

@@ -11,6 +11,7 @@ from kubesalt.master.endpoint import enrollment
 from kubesalt.master.trust import pki
 from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import credentials as creds
+from tests.specs import cluster_spec
 
 REQUEST = {"purpose": "check", "cluster": "c", "node_id": "node-abcd-10-0-0-1-c",
            "serial": "01", "issued_at": 0}
@@ -75,7 +76,7 @@ def credentials(tmp_path_factory):
 def controller(credentials, tmp_path):
     """(store, layout) of a controller with cluster edge1 and the installer recorded."""
     store = Store(tmp_path / "state")
-    store.create_cluster("edge1", {"auto_approve": False})
+    store.create_cluster("edge1", cluster_spec(name="edge1", auto_approve=False))
     installer = credentials.installer
     store.add_installer("edge1", installer.serial, time.time() - 60,
                         installer.not_after.timestamp())

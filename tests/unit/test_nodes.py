@@ -2,6 +2,7 @@ import pytest
 
 from kubesalt.master.inventory import nodes
 from kubesalt.master.errors import Refused
+from tests.specs import cluster_spec
 
 GRAINS = {
     "cpuarch": "x86_64", "os": "Debian",
@@ -9,8 +10,8 @@ GRAINS = {
                             {"name": "eth1", "ipv4": [], "up": True}],
     "kubesalt_storage_candidates": ["/dev/sdb", "/dev/sdc1"],
 }
-CONVERGED = {"dedicated_master": False}
-DEDICATED = {"dedicated_master": True}
+CONVERGED = cluster_spec(dedicated_master=False)
+DEDICATED = cluster_spec(dedicated_master=True)
 
 
 def fields(exc):

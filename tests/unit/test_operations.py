@@ -3,6 +3,7 @@ import pytest
 from kubesalt.master.ops import executor as operations
 from kubesalt.master.ops import plan
 from kubesalt.master.inventory.store import AlreadyExists, Store
+from tests.specs import cluster_spec
 
 FAILED_RETURN = {
     "retcode": 1,
@@ -43,7 +44,7 @@ def test_orchestration_pillar_from_a_stored_operation_applies_each_stage_sls(tmp
     store.create_cluster("c", {})
     nodes = [{"id": "m1", "config": {"roles": ["master", "worker"]}}]
     store.create_operation("op-2", "c", "provision",
-                           plan.resolve({"storage": "none"}, nodes), lambda pid: True)
+                           plan.resolve(cluster_spec(storage="none"), nodes), lambda pid: True)
     stages = operations.orchestration_pillar(store.operation("op-2"))["kubesalt_operation"][
         "stages"]
     by_name = {s["name"]: s for s in stages}

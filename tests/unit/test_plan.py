@@ -1,4 +1,7 @@
 from kubesalt.master.ops import plan
+from tests.specs import cluster_spec
+
+ROOK_CEPH = cluster_spec(storage="rook-ceph")
 
 
 def node(node_id, *roles):
@@ -21,7 +24,7 @@ def test_order_matches_design():
 
 
 def test_targets_for_dedicated_multi():
-    stages = by_name(plan.resolve({"storage": "rook-ceph"}, NODES))
+    stages = by_name(plan.resolve(ROOK_CEPH, NODES))
     assert stages["etcd"]["nodes"] == ["m1", "m2", "m3"]
     assert stages["control-plane-init"]["nodes"] == ["m1"]
     assert stages["control-plane-join"]["nodes"] == ["m2", "m3"]
@@ -32,7 +35,7 @@ def test_targets_for_dedicated_multi():
 
 
 def test_single_master_skips_join_and_storage_without_blueprint_storage():
-    stages = by_name(plan.resolve({"storage": "none"}, [node("m1", "master", "worker")]))
+    stages = by_name(plan.resolve(cluster_spec(storage="none"), [node("m1", "master", "worker")]))
     assert stages["control-plane-join"]["skip"] == "no node has this role"
     assert stages["worker-join"]["skip"] == "no node has this role"
     assert stages["storage"]["skip"] == "the blueprint has no storage"
@@ -40,7 +43,7 @@ def test_single_master_skips_join_and_storage_without_blueprint_storage():
 
 
 def test_resume_skips_earlier_stages_only():
-    stages = plan.resolve({"storage": "rook-ceph"}, NODES, resume_from="control-plane-join")
+    stages = plan.resolve(ROOK_CEPH, NODES, resume_from="control-plane-join")
     names = [s["name"] for s in stages if s["skip"] == "done in an earlier run"]
     assert names == list(plan.STAGE_NAMES[:plan.STAGE_NAMES.index("control-plane-join")])
     assert by_name(stages)["control-plane-join"]["skip"] == ""
@@ -48,12 +51,12 @@ def test_resume_skips_earlier_stages_only():
 
 def test_resuming_at_a_stage_the_plan_no_longer_has_runs_every_stage():
     # A provision recorded as failed at "operator" (a stage since removed) must not skip all.
-    stages = plan.resolve({"storage": "rook-ceph"}, NODES, resume_from="operator")
+    stages = plan.resolve(ROOK_CEPH, NODES, resume_from="operator")
     assert [s["name"] for s in stages if s["skip"] == "done in an earlier run"] == []
 
 
 def test_adding_nodes_touches_only_them():
-    stages = by_name(plan.resolve({"storage": "rook-ceph"}, NODES + [node("w2", "worker")],
+    stages = by_name(plan.resolve(ROOK_CEPH, NODES + [node("w2", "worker")],
                                   only={"w2"}))
     assert stages["binaries"]["nodes"] == ["w2"]
     assert stages["worker-join"]["nodes"] == ["w2"]

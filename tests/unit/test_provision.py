@@ -1,10 +1,13 @@
+from dataclasses import replace
+
 import pytest
-
-from kubesalt.master.ops import provision
 from kubesalt.master.errors import Refused
+from kubesalt.master.ops import provision
 
-SPEC = {"ha": True, "dedicated_master": True, "type": "dedicated-multi-master",
-        "storage": "rook-ceph", "blueprint": "default-upstream", "cni": "calico"}
+from tests.specs import cluster_spec
+
+SPEC = cluster_spec(ha=True, dedicated_master=True, storage="rook-ceph",
+                    blueprint="default-upstream", cni="calico")
 GRAINS = {"os": "Debian", "os_family": "Debian", "kernelrelease": "6.1.0-18-amd64",
           "cpuarch": "x86_64"}
 
@@ -35,13 +38,13 @@ def test_every_problem_listed_at_once():
 
 
 def test_rejected_nodes_do_not_count():
-    spec = dict(SPEC, ha=False, dedicated_master=False, storage="none")
+    spec = replace(SPEC, ha=False, dedicated_master=False, storage="none")
     nodes = [view("m1", "master", "worker"), view("r1", status="REJECTED")]
     assert [n["id"] for n in provision.validate(spec, nodes, lambda n: GRAINS)] == ["m1"]
 
 
 def test_cilium_kernel_and_rhel7():
-    spec = dict(SPEC, ha=False, dedicated_master=False, storage="none", cni="cilium")
+    spec = replace(SPEC, ha=False, dedicated_master=False, storage="none", cni="cilium")
     nodes = [view("m1", "master", "worker")]
     old = dict(GRAINS, kernelrelease="4.19.56-1")
     with pytest.raises(Refused) as exc:
@@ -55,7 +58,7 @@ def test_cilium_kernel_and_rhel7():
 
 
 def test_arm64_only_ubuntu_workers():
-    spec = dict(SPEC, ha=False, storage="none")
+    spec = replace(SPEC, ha=False, storage="none")
     nodes = [view("m1", "master"), view("w1", "worker")]
     arm = {"w1": dict(GRAINS, cpuarch="aarch64"), "m1": GRAINS}
     with pytest.raises(Refused):
@@ -65,7 +68,7 @@ def test_arm64_only_ubuntu_workers():
 
 
 def test_adding_to_ready_cluster_refuses_new_master():
-    spec = dict(SPEC, ha=False, storage="none")
+    spec = replace(SPEC, ha=False, storage="none")
     nodes = [view("m1", "master", status="READY"), view("w1", "worker", status="READY"),
              view("m2", "master")]
     with pytest.raises(Refused) as exc:
