@@ -82,7 +82,6 @@ class Proxy:
     https: str = ""
     no_proxy: str = ""
     root_ca: str = ""
-    tls_termination: bool = False
 
 
 @dataclasses.dataclass
@@ -250,8 +249,13 @@ def check_proxy(raw, errors):
         return None
     unknown = set(proxy) - {f.name for f in dataclasses.fields(Proxy)}
     for key in sorted(unknown):
+        if key == "tls_termination":
+            errors.append(FieldError("proxy.tls_termination", "is not a setting: nodes trust a "
+                                     "proxy that terminates TLS through its root CA; give it "
+                                     "as root_ca instead"))
+            continue
         errors.append(FieldError(f"proxy.{key}", "unknown proxy setting; use http, https, "
-                                                 "no_proxy, root_ca, tls_termination"))
+                                                 "no_proxy, root_ca"))
     result = Proxy()
     for key in ("http", "https"):
         if proxy.get(key):
@@ -270,8 +274,6 @@ def check_proxy(raw, errors):
     if proxy.get("root_ca"):
         _check_root_ca(str(proxy["root_ca"]), errors)
         result.root_ca = str(proxy["root_ca"])
-    result.tls_termination = _as_bool("proxy.tls_termination",
-                                      proxy.get("tls_termination", False), errors)
     return result
 
 

@@ -92,6 +92,11 @@ MIGRATIONS = [
     );
     CREATE INDEX signed_requests_by_expiry ON signed_requests(keep_until);
     """,
+    # proxy.tls_termination was accepted but read by nothing; it is no longer a setting.
+    """
+    UPDATE clusters SET spec = json_remove(spec, '$.proxy.tls_termination')
+        WHERE json_type(spec, '$.proxy') = 'object';
+    """,
 ]
 
 # What a cluster or node is while an operation works on it; an interrupted operation leaves

@@ -80,5 +80,5 @@ def test_update_merges_labels_and_refuses_networking():
 
 
 def test_round_trip_through_dict():
-    s = spec.build("a", proxy={"https": "https://p:443", "tls_termination": True})
+    s = spec.build("a", proxy={"https": "https://p:443", "no_proxy": "10.0.0.0/8"})
     assert spec.ClusterSpec.from_dict(s.to_dict()) == s

@@ -1,8 +1,12 @@
+import json
 import multiprocessing
+import sqlite3
 import time
 
 import pytest
 
+from kubesalt.master.inventory import store as store_mod
+from kubesalt.master.inventory.spec import ClusterSpec
 from kubesalt.master.inventory.store import AlreadyExists, NotFound, Store
 
 
@@ -77,3 +81,19 @@ def test_database_file_is_private(tmp_path):
     store = Store(tmp_path / "state")
     assert oct(store.path.stat().st_mode & 0o777) == "0o600"
     assert oct(store.path.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_stored_tls_termination_is_dropped_by_the_migration(tmp_path):
+    # A cluster created while proxy.tls_termination was accepted must still load.
+    Store(tmp_path)
+    spec = ClusterSpec(name="c", k8s_version="1.30.10").to_dict()
+    spec["proxy"] = {"http": "http://p:3128", "https": "", "no_proxy": "", "root_ca": "",
+                     "tls_termination": True}
+    with sqlite3.connect(tmp_path / store_mod.DB_NAME) as conn:
+        conn.execute("INSERT INTO clusters(name, spec, created_at, updated_at) "
+                     "VALUES ('c', ?, 0, 0)", (json.dumps(spec),))
+        conn.execute(f"PRAGMA user_version={len(store_mod.MIGRATIONS) - 1}")
+    conn.close()
+    cluster = Store(tmp_path).cluster("c")
+    assert cluster.spec.proxy.http == "http://p:3128"
+    assert "tls_termination" not in Store(tmp_path).get_cluster("c")["spec"]["proxy"]
