@@ -2,7 +2,8 @@
 controller's records, and nothing of other clusters or other nodes' secrets.
 
 Configured by kubesalt-controller init as `ext_pillar: [{kubesalt: {}}]`; the logic is
-kubesalt.master.ops.pillar, which unit tests call without a master.
+kubesalt.master.ops.pillar (node_pillar decides, build reads the records), which
+tests/unit/test_pillar.py and the render matrix call without a master.
 """
 
 from kubesalt.master.ops import pillar as kubesalt_pillar
