@@ -6,7 +6,7 @@
 {{- need(["artifacts:kubeadm", "artifacts:kubelet", "artifacts:kubectl", "artifacts:crictl",
           "artifacts:cni_plugins"]) }}
 
-{%- for binary in ["kubeadm", "kubelet", "kubectl"] %}
+{%- for binary in kubesalt.binaries.kubernetes %}
 
 Install {{ binary }}:
   file.managed:
@@ -31,7 +31,7 @@ Install crictl:
 
 Configure crictl for containerd:
   file.managed:
-    - name: /etc/crictl.yaml
+    - name: {{ kubesalt.crictl.config_file }}
     - mode: '0644'
     - contents: |
         runtime-endpoint: unix://{{ kubesalt.containerd.socket }}

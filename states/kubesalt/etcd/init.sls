@@ -31,11 +31,13 @@ Install etcd {{ versions.etcd }}:
   cmd.run:
     - name: >-
         tar -xzf {{ tarball }} -C {{ paths.bin_dir }} --no-same-owner
-        --wildcards --no-anchored --transform='s,.*/,,' etcd etcdctl
+        --wildcards --no-anchored --transform='s,.*/,,' {{ etcd.binaries | join(" ") }}
         && echo {{ artifacts.etcd.sha256 }} > {{ stamp }}
     - unless: >-
-        test -x {{ paths.bin_dir }}/etcd && test -x {{ paths.bin_dir }}/etcdctl
-        && grep -qx {{ artifacts.etcd.sha256 }} {{ stamp }}
+        {%- for binary in etcd.binaries %}
+        test -x {{ paths.bin_dir }}/{{ binary }} &&
+        {%- endfor %}
+        grep -qx {{ artifacts.etcd.sha256 }} {{ stamp }}
     - require:
       - file: Fetch the etcd release
 
