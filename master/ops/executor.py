@@ -26,20 +26,26 @@ def orchestration_pillar(op):
     """What the orchestration renders from: the operation's node stages (names and nodes, as
     recorded) with what the plan says each applies, in parallel or not, for how long, and
     whether each node is drained around it; `params` go to every node as pillar
-    `kubesalt_op` (e.g. the node a removal takes out)."""
+    `kubesalt_op` (e.g. the node a removal takes out). `nodes` are every node the stages
+    target (with the one drained from), which get kubesalt's modules synced first."""
     by_name = {stage.name: stage for stage in plan.PLANS[op["kind"]]}
     first_master = next((s["nodes"][0] for s in op["stages"]
                          if by_name[s["name"]].targets == "first_master" and s["nodes"]), None)
+    stages = [{"name": s["name"], "title": s["title"], "nodes": s["nodes"],
+               "sls": by_name[s["name"]].sls, "parallel": by_name[s["name"]].parallel,
+               "timeout": by_name[s["name"]].timeout, "drain": by_name[s["name"]].drain}
+              for s in op["stages"]
+              if s["state"] != "skipped" and by_name[s["name"]].targets != "controller"]
+    nodes = {n for s in stages for n in s["nodes"]}
+    if first_master and any(s["drain"] and s["nodes"] for s in stages):
+        nodes.add(first_master)
     return {"kubesalt_operation": {
         "id": op["id"],
         "cluster": op["cluster"],
         "params": op.get("params") or {},
         "drain_from": first_master,
-        "stages": [{"name": s["name"], "title": s["title"], "nodes": s["nodes"],
-                    "sls": by_name[s["name"]].sls, "parallel": by_name[s["name"]].parallel,
-                    "timeout": by_name[s["name"]].timeout, "drain": by_name[s["name"]].drain}
-                   for s in op["stages"]
-                   if s["state"] != "skipped" and by_name[s["name"]].targets != "controller"],
+        "nodes": sorted(nodes),
+        "stages": stages,
     }}
 
 

@@ -9,9 +9,22 @@
     then uncordoned (kubeadm's upgrade procedure). The operation's `params` reach every node as
     pillar `kubesalt_op`.
     Stages run strictly in order through `require` on the previous step; no step uses
-    `parallel: True`, which can break requisite order (saltstack/salt#59959). #}
+    `parallel: True`, which can break requisite order (saltstack/salt#59959).
+
+    First, kubesalt's custom modules (salt://_modules, _states: the kubesalt_node decisions
+    the day-2 SLS use) are synced to every node of the operation: `state.sls` does not sync
+    them, only a highstate does. #}
 {%- set op = pillar['kubesalt_operation'] %}
 {%- set previous = [] %}
+{%- set sync = "Sync kubesalt's modules to the operation's nodes" %}
+
+{{ sync }}:
+  salt.function:
+    - name: saltutil.sync_all
+    - tgt: {{ op['nodes'] | join(',') }}
+    - tgt_type: list
+    - timeout: 120
+    - failhard: True
 
 {%- macro apply(state_id, nodes, sls, stage, after, op_pillar) %}
 {{ state_id }}:
@@ -40,10 +53,8 @@ Start stage {{ stage['name'] }}:
     - kwarg:
         operation: {{ op['id'] }}
         stage: {{ stage['name'] }}
-  {%- if previous %}
     - require:
-      - salt: Finish stage {{ previous[-1] }}
-  {%- endif %}
+      - salt: {{ ("Finish stage " ~ previous[-1]) if previous else sync }}
   {%- set last = ['Start stage ' ~ stage['name']] %}
 
   {%- if stage['drain'] %}
