@@ -1,6 +1,13 @@
-"""Every call kubesalt's runners and its engine make into Salt, in one place. Each takes the
-master's `opts` explicitly (a runner passes its __opts__), so nothing here depends on the
-loader's dunders."""
+"""Every call kubesalt's runners and its engine make into Salt, in one place. Each takes what
+it needs explicitly (the master's `opts`, which a runner passes as its __opts__; a job's
+event), so nothing here depends on the loader's dunders.
+
+Salt's wheel client and minions answer a failure as data or as the text of a traceback; they
+do not raise. So what Salt answered is checked before the caller reports success: a key change
+that did not happen raises support.SaltCallFailed naming the key store's answer, and a probe
+whose node did not sync or refresh says so in its answer. (The orchestration's return is the
+executor's to read: it records the failing stage.)
+"""
 
 import time
 
@@ -10,6 +17,7 @@ import salt.utils.event
 import salt.utils.minions
 import salt.wheel
 
+from kubesalt.master.inventory import keys
 from kubesalt.master.verbs import support
 
 # How long a probe waits for a node's kubesalt grains after syncing its modules.
@@ -46,31 +54,108 @@ def connected_ids(opts):
     return set(salt.utils.minions.CkMinions(opts).connected_ids())
 
 
-def _wheel(opts, fun, node_id, kwarg=None):
-    return salt.wheel.WheelClient(opts).cmd(fun, [node_id], kwarg=kwarg, print_event=False)
+# Where a wheel key.* call is asked to put a key: the state list of Salt's key store that
+# must name it afterwards (None: no list may name it), and the verb that says so.
+ACCEPTED, REJECTED, DELETED = "minions", "minions_rejected", None
+_ACTION = {ACCEPTED: "accept", REJECTED: "reject", DELETED: "delete"}
+MAX_ANSWER = 300
+
+
+def answer_text(answer):
+    """A Salt answer as one line: a traceback's last line (the exception) after what precedes
+    it, the first line of other text, the repr of data; at most MAX_ANSWER characters."""
+    if not isinstance(answer, str):
+        text = repr(answer)
+    else:
+        head, marker, trace = answer.partition("Traceback (most recent call last):")
+        lines = [line.strip() for line in (trace if marker else answer).splitlines()
+                 if line.strip()]
+        if marker:
+            text = " ".join(filter(None, (head.strip(), lines[-1] if lines else "")))
+        else:
+            text = lines[0] if lines else repr(answer)
+    return text if len(text) <= MAX_ANSWER else text[:MAX_ANSWER - 3] + "..."
+
+
+def key_change_failed(ret, node_id, wanted):
+    """None when the answer `ret` of a wheel key.accept/reject/delete of `node_id` shows the
+    key where it was asked to go (`wanted`: ACCEPTED, REJECTED, or DELETED: nowhere), else a
+    message naming the key store's answer. Salt answers with the states the matched keys are
+    in afterwards ({} when none is left), or an error as text."""
+    failed = f"Salt's key store did not {_ACTION[wanted]} the key of {node_id}"
+    if not isinstance(ret, dict):
+        return f"{failed}: it answered {answer_text(ret)}"
+    held = sorted(state for state, ids in ret.items()
+                  if isinstance(ids, (list, tuple)) and node_id in ids)
+    if (not held) if wanted is DELETED else (wanted in held):
+        return None
+    where = (f"the key is {' and '.join(keys.STATES.get(state, state) for state in held)}"
+             if held else f"it holds no key of {node_id}")
+    return f"{failed}: {where} (it answered {answer_text(ret)})"
+
+
+def _change_key(opts, fun, node_id, wanted, kwarg=None):
+    ret = salt.wheel.WheelClient(opts).cmd(fun, [node_id], kwarg=kwarg, print_event=False)
+    return key_change_failed(ret, node_id, wanted)
 
 
 def accept_key(opts, node_id):
-    """Accept a node's pending key."""
-    _wheel(opts, "key.accept", node_id)
+    """Accept a node's pending key; SaltCallFailed unless the key store then holds it
+    accepted."""
+    problem = _change_key(opts, "key.accept", node_id, ACCEPTED)
+    if problem:
+        raise support.SaltCallFailed(problem)
 
 
 def reject_key(opts, node_id):
-    """Reject a node's key, pending or accepted."""
-    _wheel(opts, "key.reject", node_id, kwarg={"include_accepted": True})
+    """Reject a node's key, pending or accepted; SaltCallFailed unless the key store then
+    holds it rejected."""
+    problem = _change_key(opts, "key.reject", node_id, REJECTED,
+                          kwarg={"include_accepted": True})
+    if problem:
+        raise support.SaltCallFailed(problem)
 
 
 def delete_keys(opts, ids):
-    """Delete nodes' keys from Salt's key store (and so their minion data cache)."""
-    for node_id in ids:
-        _wheel(opts, "key.delete", node_id)
+    """Delete nodes' keys from Salt's key store (and so their minion data cache). Tries every
+    one; SaltCallFailed naming each the key store still holds."""
+    problems = [problem for problem in (_change_key(opts, "key.delete", node_id, DELETED)
+                                        for node_id in ids) if problem]
+    if problems:
+        raise support.SaltCallFailed("; ".join(problems))
+
+
+def sync_failed(ret, node_id):
+    """None when a LocalClient saltutil.sync_all answer `ret` holds `node_id`'s report of what
+    it synced, else why not."""
+    answer = ret.get(node_id) if isinstance(ret, dict) else None
+    if isinstance(answer, dict):
+        return None
+    if answer is None:
+        return f"{node_id} did not answer saltutil.sync_all"
+    return f"saltutil.sync_all failed on {node_id}: {answer_text(answer)}"
+
+
+def refresh_failed(ret, node_id):
+    """None when a LocalClient saltutil.refresh_pillar answer `ret` is True for `node_id`
+    (with wait=True: its pillar, and so the grains the master caches, was refreshed), else
+    why not."""
+    if not isinstance(ret, dict) or node_id not in ret:
+        return f"{node_id} did not answer saltutil.refresh_pillar"
+    if ret[node_id] is True:
+        return None
+    return f"saltutil.refresh_pillar failed on {node_id}: it answered " \
+           f"{answer_text(ret[node_id])}"
 
 
 def probe(opts, node_id, timeout=PROBE_TIMEOUT):
     """Sync kubesalt's modules and grains to a node, wait for its grains, and have the master
     cache them: {"probed": True}, or {"probed": False, "reason": ...}."""
     with salt.client.get_local_client(opts["conf_file"]) as client:
-        client.cmd(node_id, "saltutil.sync_all", kwarg={"refresh": True}, timeout=60)
+        problem = sync_failed(client.cmd(node_id, "saltutil.sync_all",
+                                         kwarg={"refresh": True}, timeout=60), node_id)
+        if problem:
+            return {"probed": False, "reason": problem}
         # sync_all reloads modules asynchronously on the minion: wait until our grains
         # answer, then refresh pillar with wait=True, which is what stores the grains in the
         # master's cache.
@@ -78,8 +163,11 @@ def probe(opts, node_id, timeout=PROBE_TIMEOUT):
         while time.monotonic() < deadline:
             answer = client.cmd(node_id, "grains.get", ["kubesalt_interfaces"], timeout=10)
             if answer.get(node_id):
-                client.cmd(node_id, "saltutil.refresh_pillar", kwarg={"wait": True},
-                           timeout=60)
+                problem = refresh_failed(client.cmd(node_id, "saltutil.refresh_pillar",
+                                                    kwarg={"wait": True}, timeout=60),
+                                         node_id)
+                if problem:
+                    return {"probed": False, "reason": problem}
                 return {"probed": True}
             time.sleep(0.5)
     return {"probed": False, "reason": f"no facts from {node_id} within {timeout}s"}

@@ -15,8 +15,16 @@ from kubesalt.master.ops import status as op_status
 log = logging.getLogger(__name__)
 salt_noise.quiet()
 
-# salt-run exits with a return dict's "retcode"; 2 marks a refused request (bad input).
+# salt-run exits with a return dict's "retcode"; 2 marks a refused request (bad input), 1 a
+# request the controller could not carry out.
 REFUSED = 2
+FAILED = 1
+
+
+class SaltCallFailed(RuntimeError):
+    """A Salt call did not do what it was asked (Salt's key store did not accept, reject or
+    delete a key): raised before anything is reported done or any event fired. The verb fails
+    with this message (retcode 1) and no traceback; the request itself was fine."""
 
 
 def kubesalt_opts(opts):
@@ -67,8 +75,9 @@ def typed_back(opts, question, expected):
 def verb(func):
     """Make `func` a kubesalt runner: its arguments are bound and checked by
     runner_args.bind (one set of rules for salt-run and the REST API), a Refused becomes a
-    refusal (non-zero exit, errors as data), and an unexpected error becomes a one-line
-    answer with the details in the master log, never a traceback in front of an operator.
+    refusal (non-zero exit, errors as data), a SaltCallFailed a failure with its message, and
+    an unexpected error a one-line answer with the details in the master log: never a
+    traceback in front of an operator.
 
     Salt passes everything to the wrapper (it takes *args, **kwargs), so a misspelt keyword
     or a missing argument reaches the check instead of Salt's "Passed invalid arguments"."""
@@ -86,14 +95,14 @@ def verb(func):
             return func(**values, **options)
         except Refused as exc:
             return refused(context, exc.errors)
+        except SaltCallFailed as exc:
+            log.error("%s failed: %s", fun_name, exc)
+            return failed(context, f"{fun_name} failed: {exc}")
         except Exception as exc:  # noqa: BLE001 - the operator gets one line, the log the rest
             log.debug("%s failed", fun_name, exc_info=True)
             log.error("%s failed: %s: %s", fun_name, type(exc).__name__, exc)
-            context["retcode"] = 1
-            return {"result": False, "retcode": 1,
-                    "errors": [{"field": "controller",
-                                "message": f"{fun_name} failed: {type(exc).__name__}: {exc}; "
-                                           "see the master log"}]}
+            return failed(context, f"{fun_name} failed: {type(exc).__name__}: {exc}; see the "
+                                   "master log")
 
     runner.__name__ = func.__name__
     runner.__qualname__ = func.__qualname__
@@ -108,6 +117,14 @@ def refused(context, errors):
     """The return value of a refused runner call. Sets the job's success to False too."""
     context["retcode"] = REFUSED
     return {"result": False, "errors": errors, "retcode": REFUSED}
+
+
+def failed(context, message):
+    """The return value of a runner call the controller could not carry out. Sets the job's
+    success to False too."""
+    context["retcode"] = FAILED
+    return {"result": False, "retcode": FAILED,
+            "errors": [{"field": "controller", "message": message}]}
 
 
 def strip_salt_kwargs(kwargs):
