@@ -80,7 +80,7 @@ def provision(name, wait=False, timeout=3600):
                              controller_addresses=(settings.get("advertise"),
                                                    settings.get("interface")))
     return support.started(__context__, store, op, wait, timeout,
-                           saltcalls.progress(__jid_event__))
+                           saltcalls.progress(globals()))
 
 
 @support.verb
@@ -93,7 +93,7 @@ def upgrade(name, k8s_version=None, wait=False, timeout=7200):
     op = upgrade_mod.start(store, support.layout(__opts__), name, support.conf_dir(__opts__),
                            k8s_version=k8s_version)
     return support.started(__context__, store, op, wait, timeout,
-                           saltcalls.progress(__jid_event__))
+                           saltcalls.progress(globals()))
 
 
 @support.verb
@@ -109,7 +109,7 @@ def reset(name, confirm=False, wait=False, timeout=3600):
     op = reset_mod.start(store, support.layout(__opts__), name, support.conf_dir(__opts__),
                          confirm=confirmed)
     result = support.started(__context__, store, op, wait, timeout,
-                             saltcalls.progress(__jid_event__))
+                             saltcalls.progress(globals()))
     warning = reset_mod.unreachable_warning(op)
     if warning:
         result["warning"] = warning

@@ -87,7 +87,7 @@ def remove(node, drain=True, wait=False, timeout=3600):
         saltcalls.fire_node(__opts__, node, "REMOVED")
         return {"node": node, "removed": True, "note": removal.NEVER_ACCEPTED}
     return support.started(__context__, store, op, wait, timeout,
-                           saltcalls.progress(__jid_event__))
+                           saltcalls.progress(globals()))
 
 
 @support.verb

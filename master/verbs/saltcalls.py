@@ -35,11 +35,13 @@ def fire_node(opts, node_id, status, data=None):
     fire(opts, support.node_tag(node_id, status), dict(data or {}, id=node_id, status=status))
 
 
-def progress(jid_event):
+def progress(runner_globals):
     """`progress(message)` for a runner that follows an operation: a progress event of its job,
-    which salt-run prints as it comes."""
+    which salt-run prints as it comes. Takes the runner module's `globals()`: Salt provides
+    `__jid_event__` only to a runner run as a job, so it is looked up when a message is
+    reported (wait=True), never when a verb merely starts an operation."""
     def report(message):
-        jid_event.fire_event({"message": message}, "progress")
+        runner_globals["__jid_event__"].fire_event({"message": message}, "progress")
 
     return report
 
