@@ -1,7 +1,8 @@
 """Operator verbs for clusters: create, show, list, update, delete, installer, provision,
 upgrade, reset, status.
 
-Thin wrappers: the logic is kubesalt.master.clusters, which unit tests call without a master.
+Thin wrappers: the logic is in kubesalt.master.inventory.clusters and kubesalt.master.ops,
+which unit tests call without a master.
 
     salt-run cluster.create edge1 ha=True dedicated_master=True labels='{env: prod}'
     salt-run cluster.show edge1 --out=json
