@@ -41,6 +41,7 @@ SECRETS = {
 CA_HASH = "sha256:" + "ab" * 32
 POD_SUBNET = "10.244.0.0/16"
 SERVICE_SUBNET = "10.96.0.0/12"
+ENDPOINT = "control-plane.service.consul:6443"
 VERSIONS = {"kubernetes": "1.30.10", "containerd": "1.7.25", "runc": "1.2.5", "etcd": "3.5.15",
             "crictl": "1.30.1", "cni_plugins": "1.5.1", "calico": "3.28.3",
             "cilium": "1.16.7", "cert_manager": "1.15.5", "consul": "1.19.2",
