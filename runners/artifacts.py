@@ -3,9 +3,11 @@
     salt-run artifacts.sync 1.30            # from upstream release URLs
     salt-run artifacts.sync 1.30 source=/mnt/airgap/kubesalt-artifacts
     salt-run artifacts.missing 1.30
+    salt-run artifacts.list
 """
 
 from kubesalt.master.inventory import artifacts
+from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.master.verbs import support
 from kubesalt.master.errors import Refused
 
@@ -29,9 +31,19 @@ def sync(version, source=None, arch="amd64"):
 
 
 @support.verb
+def list_(arch="amd64"):
+    """Every release of the version matrix: what the store holds and what it lacks."""
+    return artifacts.overview(support.layout(__opts__).artifacts_dir, matrix_mod.default(),
+                              artifacts.check_arch(arch))
+
+
+@support.verb
 def missing(version, arch="amd64"):
     """What the store still lacks for a release."""
     m, release = artifacts.release(version, arch)
     layout = support.layout(__opts__)
     return {"version": release,
             "missing": artifacts.missing(layout.artifacts_dir, m, release, arch)}
+
+
+__func_alias__ = {"list_": "list"}

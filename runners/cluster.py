@@ -1,5 +1,5 @@
 """Operator verbs for clusters: create, show, list, update, delete, installer, provision,
-upgrade, reset, status.
+upgrade, reset, status, and what forms offer: options, upgrades.
 
 Thin wrappers: the logic is in kubesalt.master.inventory.clusters and kubesalt.master.ops,
 which unit tests call without a master.
@@ -11,7 +11,10 @@ which unit tests call without a master.
 
 import functools
 
+from kubesalt.master.inventory import choices
 from kubesalt.master.inventory import clusters
+from kubesalt.master.inventory import matrix as matrix_mod
+from kubesalt.master.inventory import nodes
 from kubesalt.master.ops import status as status_mod
 from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
@@ -34,14 +37,34 @@ def create(name, **options):
 
 @support.verb
 def show(name):
-    """Every setting of a cluster with its effective value, its type and the nodes it needs."""
-    return clusters.show(support.store(__opts__), name)
+    """Every setting of a cluster with its effective value, its type, the nodes it needs and
+    its nodes ready/total."""
+    store = support.store(__opts__)
+    return clusters.show(store, name,
+                         counts=nodes.counts(store, support.pki_dir(__opts__), name))
 
 
 @support.verb
 def list_():
-    """All clusters with their settings."""
-    return clusters.list_(support.store(__opts__))
+    """All clusters with their settings and their nodes ready/total."""
+    store = support.store(__opts__)
+    return clusters.list_(store, counts=nodes.counts(store, support.pki_dir(__opts__)))
+
+
+@support.verb
+def options():
+    """Every cluster.create option with its default, and the values offered: Kubernetes
+    versions, OSes, blueprints, CNIs, the four cluster types."""
+    return choices.options(matrix_mod.default())
+
+
+@support.verb
+def upgrades(name):
+    """The versions the cluster may be upgraded to from its own (one minor at a time, never
+    down), each with what the artifact store lacks for it."""
+    record = clusters.record(support.store(__opts__), name)
+    return upgrade_mod.targets(matrix_mod.default(), record.spec,
+                               support.layout(__opts__).artifacts_dir)
 
 
 @support.verb

@@ -1,10 +1,11 @@
-"""Operator verbs for nodes: list, show, approve, reject, configure, remove (and the reactor's
-probe).
+"""Operator verbs for nodes: list, show, approve, reject, configure, remove, logs (and the
+reactor's probe).
 
     salt-run node.list cluster=edge1 status=DISCOVERED search=10-77 sort=-created
     salt-run node.approve node-1a2b3c4d-10-77-0-11-edge1
     salt-run node.configure NODE roles=master,storage storage_devices=/dev/sdb interface=eth0
     salt-run node.remove NODE wait=True
+    salt-run node.logs NODE lines=200
 
 Status is derived from Salt's key store and the controller's enrollment records; facts come
 from the minion data cache (kubesalt_facts grains, synced when the node connects).
@@ -12,6 +13,7 @@ from the minion data cache (kubesalt_facts grains, synced when the node connects
 
 import functools
 
+from kubesalt.master.inventory import agent_logs
 from kubesalt.master.inventory import nodes
 from kubesalt.master.ops import removal
 from kubesalt.master.verbs import saltcalls
@@ -88,6 +90,17 @@ def remove(node, drain=True, wait=False, timeout=3600):
         return {"node": node, "removed": True, "note": removal.NEVER_ACCEPTED}
     return support.started(__context__, store, op, wait, timeout,
                            saltcalls.progress(globals()))
+
+
+@support.verb
+def logs(node, lines=agent_logs.DEFAULT_LINES):
+    """The last lines of the node's kubesalt agent log
+    (/opt/kubesalt/salt/var/log/salt/minion), read through the controller: at most 1000
+    lines and 64 KiB. Read-only; the node must be approved (its agent takes commands)."""
+    agent_logs.check_lines(lines)
+    agent_logs.check_readable(support.store(__opts__), support.pki_dir(__opts__), node)
+    answer = saltcalls.agent_log(__opts__, node, lines, agent_logs.MAX_BYTES)
+    return agent_logs.from_answer(node, answer, lines)
 
 
 @support.verb

@@ -43,11 +43,21 @@ def release(version, arch):
                        "message": f"{version!r} is not in the version matrix; choose one of "
                                   f"{', '.join(m.k8s_versions)}"})
     if arch not in ARCHES:
-        errors.append({"field": "arch", "message": f"{arch!r} is not supported; choose one of "
-                                                   f"{' or '.join(ARCHES)}"})
+        errors.append(_arch_error(arch))
     if errors:
         raise Refused(errors)
     return m, resolved
+
+
+def check_arch(arch):
+    if arch not in ARCHES:
+        raise Refused([_arch_error(arch)])
+    return arch
+
+
+def _arch_error(arch):
+    return {"field": "arch", "message": f"{arch!r} is not supported; choose one of "
+                                        f"{' or '.join(ARCHES)}"}
 
 
 def component_versions(matrix, k8s_version):
@@ -152,6 +162,21 @@ def sync(artifacts_dir, matrix, k8s_version, source=None, arch="amd64"):
 def missing(artifacts_dir, matrix, k8s_version, arch="amd64"):
     index = read_index(artifacts_dir)
     return sorted(p for p in wanted(matrix, k8s_version, arch).values() if p not in index)
+
+
+def overview(artifacts_dir, matrix, arch="amd64"):
+    """Per release of the matrix: what the store holds for it and what it lacks."""
+    index = read_index(artifacts_dir)
+    versions = []
+    for version in matrix.k8s_versions:
+        paths = sorted(wanted(matrix, version, arch).values())
+        lacking = [p for p in paths if p not in index]
+        versions.append({"version": version, "arch": arch,
+                         "present": [p for p in paths if p in index], "missing": lacking,
+                         "complete": not lacking,
+                         "sync_command": f"salt-run artifacts.sync {version}" if lacking
+                         else None})
+    return {"versions": versions}
 
 
 def pillar_entries(artifacts_dir, matrix, k8s_version, arch="amd64"):

@@ -22,17 +22,23 @@ from kubesalt.minion_bootstrap import credentials
 _refuse = Refused.one
 
 
-def _record(store, name):
+def record(store, name):
+    """The cluster record, or Refused naming the `name` field."""
     try:
         return store.cluster(name)
     except NotFound:
         raise _refuse("name", f"no cluster named {name!r}; see salt-run cluster.list") from None
 
 
-def _view(cluster, matrix):
+NO_NODES = {"total": 0, "ready": 0}
+
+
+def _view(cluster, matrix, counts=None):
     data = spec_mod.describe(cluster.spec, matrix)
     data.update(state=cluster.state, created_at=cluster.created_at,
                 updated_at=cluster.updated_at, revision=cluster.revision)
+    if counts is not None:
+        data["nodes"] = dict(counts.get(cluster.spec.name, NO_NODES))
     return data
 
 
@@ -50,18 +56,19 @@ def create(store, name, matrix=None, **options):
     return show(store, name, matrix)
 
 
-def show(store, name, matrix=None):
-    return _view(_record(store, name), matrix or matrix_mod.default())
+def show(store, name, matrix=None, counts=None):
+    """The cluster's settings and state; with `counts` (nodes.counts) its nodes ready/total."""
+    return _view(record(store, name), matrix or matrix_mod.default(), counts)
 
 
-def list_(store, matrix=None):
+def list_(store, matrix=None, counts=None):
     matrix = matrix or matrix_mod.default()
-    return [_view(c, matrix) for c in store.clusters()]
+    return [_view(c, matrix, counts) for c in store.clusters()]
 
 
 def update(store, name, matrix=None, **changes):
     matrix = matrix or matrix_mod.default()
-    _record(store, name)
+    record(store, name)
     if not changes:
         raise _refuse("update", "nothing to change; pass e.g. labels='{env: prod}' or "
                                 "auto_approve=True")
@@ -76,7 +83,7 @@ def update(store, name, matrix=None, **changes):
 
 
 def delete(store, name):
-    _record(store, name)
+    record(store, name)
     store.delete_cluster(name)
     return {"deleted": name}
 
@@ -89,7 +96,7 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None,
     and returns where they are and the conjurer command line; the passphrase itself is never
     returned.
     """
-    spec = _record(store, name).spec
+    spec = record(store, name).spec
     if not Path(master_pub).exists():
         raise _refuse("controller", "the controller has no master key yet; run "
                                     "kubesalt-controller init first")

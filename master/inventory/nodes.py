@@ -84,6 +84,19 @@ def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hos
     return rows
 
 
+def counts(store, pki_dir, cluster=None):
+    """{cluster: {"total": enrolled nodes, "ready": READY ones}} (one cluster's with
+    `cluster`), from one read of the records and of the key store."""
+    states = keys.key_states(pki_dir)
+    found = {}
+    for record in store.list_nodes(cluster):
+        key_state = keys.state_for(states.get(record["id"]), record["pub_sha256"])
+        tally = found.setdefault(record["cluster"], {"total": 0, "ready": 0})
+        tally["total"] += 1
+        tally["ready"] += status_of(record, key_state) == "READY"
+    return found
+
+
 def _matches(row, text):
     text = text.lower()
     haystack = " ".join(str(row.get(k) or "") for k in ("id", "cluster", "status", "address"))

@@ -45,6 +45,26 @@ def check_target(matrix, current, requested):
     return target
 
 
+def targets(matrix, spec, artifacts_dir):
+    """Each release of the matrix newer than the cluster's: whether the rules above allow an
+    upgrade to it from here (with the reason when not), and what the artifact store lacks for
+    it with the command that fills it."""
+    found = []
+    for version in matrix.k8s_versions:
+        if _key(version) <= _key(spec.k8s_version):
+            continue
+        try:
+            check_target(matrix, spec.k8s_version, version)
+            allowed, reason = True, None
+        except Refused as exc:
+            allowed, reason = False, exc.errors[0]["message"]
+        lacking = artifacts.missing(artifacts_dir, matrix, version)
+        found.append({"version": version, "allowed": allowed, "reason": reason,
+                      "missing": lacking,
+                      "sync_command": f"salt-run artifacts.sync {version}" if lacking else None})
+    return {"cluster": spec.name, "current": spec.k8s_version, "targets": found}
+
+
 def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix=None):
     """Validate and start upgrading `cluster` (or resume its failed upgrade); returns the
     operation record."""

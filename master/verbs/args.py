@@ -17,6 +17,8 @@ from kubesalt.master.errors import Refused
 
 # Parameters that hold versions: "1.30" must never become 1.3.
 VERSION_PARAMETERS = frozenset({"version", "k8s_version", "blueprint_version"})
+# Parameters that count things (node.logs lines=200): whole numbers, never "seconds".
+COUNT_PARAMETERS = frozenset({"lines"})
 TRUE = ("true", "yes", "1")
 FALSE = ("false", "no", "0")
 MAX_TEXT = 1024
@@ -44,6 +46,19 @@ def as_seconds(field, value):
         raise Refused.one(field, f"{_shown(value)} is out of range; use 1 to {MAX_TIMEOUT} "
                                  "seconds")
     return seconds
+
+
+def as_count(field, value):
+    """A whole number of at least 1 from an int or its spelling; the caller bounds it."""
+    if isinstance(value, bool):
+        raise Refused.one(field, f"{value!r} is not a whole number")
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        raise Refused.one(field, f"{_shown(value)} is not a whole number") from None
+    if count < 1:
+        raise Refused.one(field, f"{count} is too small; give at least 1")
+    return count
 
 
 def as_text(field, value, raw=None):
@@ -140,6 +155,8 @@ def _coerce(param, value, raw):
         return None
     if isinstance(default, bool):
         return as_bool(param.name, value)
+    if param.name in COUNT_PARAMETERS:
+        return as_count(param.name, value)
     if isinstance(default, (int, float)):
         return as_seconds(param.name, value)
     return as_text(param.name, value, raw)

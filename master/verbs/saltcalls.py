@@ -22,6 +22,8 @@ from kubesalt.master.verbs import support
 
 # How long a probe waits for a node's kubesalt grains after syncing its modules.
 PROBE_TIMEOUT = 60
+# How long node.logs waits for a node's answer.
+AGENT_LOG_TIMEOUT = 20
 
 
 def fire(opts, tag, data):
@@ -173,6 +175,23 @@ def probe(opts, node_id, timeout=PROBE_TIMEOUT):
                 return {"probed": True}
             time.sleep(0.5)
     return {"probed": False, "reason": f"no facts from {node_id} within {timeout}s"}
+
+
+def agent_log(opts, node_id, lines, max_bytes, timeout=AGENT_LOG_TIMEOUT):
+    """A node's answer to kubesalt_agent.log_tail (None when it did not answer). A node
+    approved before that module existed gets kubesalt's modules synced once and is asked
+    again."""
+    with salt.client.get_local_client(opts["conf_file"]) as client:
+        def ask():
+            return client.cmd(node_id, "kubesalt_agent.log_tail",
+                              kwarg={"lines": lines, "max_bytes": max_bytes},
+                              timeout=timeout).get(node_id)
+
+        answer = ask()
+        if isinstance(answer, str) and "is not available" in answer:
+            client.cmd(node_id, "saltutil.sync_modules", timeout=timeout)
+            answer = ask()
+    return answer
 
 
 def orchestrator(opts):

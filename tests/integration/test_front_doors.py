@@ -46,6 +46,14 @@ INVALID = [
     ("artifacts.sync", {"version": "1.30", "sorce": "/x"}, "sorce"),
     ("artifacts.missing", {"version": "1.30", "arch": "bogus"}, "arch"),
     ("artifacts.missing", {}, "version"),
+    ("artifacts.list", {"arch": "bogus"}, "arch"),
+    ("cluster.upgrades", {}, "name"),
+    ("cluster.upgrades", {"name": "nope"}, "name"),
+    ("cluster.options", {"name": "keep"}, "name"),
+    ("node.logs", {"node": "node-0000-10-0-0-9-keep", "lines": 0}, "lines"),
+    ("node.logs", {"node": "node-0000-10-0-0-9-keep", "lines": 5000}, "lines"),
+    ("node.logs", {"node": "node-0000-10-0-0-9-keep", "lines": "many"}, "lines"),
+    ("node.logs", {"node": "node-0000-10-0-0-9-keep"}, "node"),
 ]
 
 
