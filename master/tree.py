@@ -36,5 +36,10 @@ def master_dir():
     return Path(__file__).resolve().parent
 
 
+def console_dir():
+    """The web console's static files, served by the REST API under /console/."""
+    return master_dir() / "console"
+
+
 def reactor_dir():
     return master_dir() / "reactor"

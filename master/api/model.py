@@ -25,7 +25,8 @@ OPENAPI = Path(__file__).with_name("openapi.yaml")
 
 # Salt's file eauth reads this htpasswd-style file (passlib); PAM is the documented alternative.
 EAUTH = "file"
-VIEWER_FUNCTIONS = ("cluster.list", "cluster.show", "cluster.status", "node.list", "node.show")
+VIEWER_FUNCTIONS = ("cluster.list", "cluster.show", "cluster.status", "cluster.options",
+                    "cluster.upgrades", "node.list", "node.show", "artifacts.list")
 ROLE_NAMES = ("operator", "viewer")
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 

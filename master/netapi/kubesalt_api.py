@@ -4,8 +4,10 @@ Loaded by salt-api from `netapi_dirs` (master/controller/config.py writes the co
 under the `kubesalt_api` key). It reuses rest_cherrypy's application (sessions, eauth login, token
 handling, content negotiation, TLS) and changes this:
 
-- only `/` (POST: run one or more runner calls), `/login` and `/logout` are mounted; the
-  event stream, jobs, keys, minions, webhook, stats and websocket endpoints are not;
+- only `/` (POST: run one or more runner calls), `/login`, `/logout`, `/installer/NAME/FILE`
+  (an operator downloads a cluster's installer files) and `/console/` (the web console's
+  static files, master/console/) are mounted; the event stream, jobs, keys, minions,
+  webhook, stats and websocket endpoints are not;
 - every request is checked against master/api/openapi.yaml before Salt sees it
   (master/api/model.py):
   a malformed body is a 400 with a message instead of whatever the runner would make of it
@@ -30,13 +32,17 @@ Salt still enforces its own checks behind this: `netapi_enable_clients: [runner]
 import html
 import json
 import logging
+import re
+from pathlib import Path
 
+from kubesalt.master import tree
 from kubesalt.master.api import model as api
 
 try:
     import cheroot.server
     import cheroot.ssl.builtin
     import cherrypy
+    import cherrypy.lib.static
     import salt.auth
     import salt.exceptions
     import salt.netapi.rest_cherrypy.app as rest_app
@@ -50,7 +56,23 @@ except ImportError as exc:  # CherryPy missing: salt-api logs why and skips this
 __virtualname__ = "kubesalt_api"
 log = logging.getLogger(__name__)
 
-MOUNTED = ("index", "login", "logout")
+MOUNTED = ("index", "login", "logout", "installer", "console")
+
+# The console's pages load only what the controller serves: its own scripts and styles, no
+# inline script, nothing from another site, and no framing (clickjacking).
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                               "style-src 'self'; script-src 'self'; connect-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # A controller upgrade brings new files: the browser asks again (a 304 when unchanged).
+    "Cache-Control": "no-cache",
+}
+# A cluster name (spec.check_name) and the three files cluster.installer writes.
+_CLUSTER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+INSTALLER_FILES = ("{name}.pem", "{name}-passphrase.txt", "conjurer")
 
 # A client gets this long for its part of the TLS handshake once it has started it; until it
 # starts (and between requests) it waits in the selector, closed after server.socket_timeout.
@@ -198,20 +220,20 @@ if _IMPORT_ERROR is None:
                 return
             super().process_conn(conn)
 
-    class KubesaltLowData(rest_app.LowDataAdapter):
-        """POST /: kubesalt's runner calls, checked before they reach Salt."""
+    class _Authorizer:
+        """Whether a session's user may call a runner function: the check Salt makes, answered
+        with the right status."""
 
         def __init__(self):
-            super().__init__()
             self._auth = None
             self._ckminions = None
 
-        def _authorize(self, token, fun):
-            """403 unless the session user's ACL allows runner function `fun` (the same check
-            Salt makes, answered with the right status)."""
+        def __call__(self, opts, token, fun):
+            """401 for a token Salt does not hold, 403 unless the user's ACL allows runner
+            function `fun`."""
             if self._auth is None:
-                self._auth = salt.auth.LoadAuth(self.opts)
-                self._ckminions = salt.utils.minions.CkMinions(self.opts)
+                self._auth = salt.auth.LoadAuth(opts)
+                self._ckminions = salt.utils.minions.CkMinions(opts)
             data = self._auth.get_tok(token) if token else {}
             if not data:
                 raise cherrypy.HTTPError(401, "the session has expired; log in again")
@@ -219,6 +241,57 @@ if _IMPORT_ERROR is None:
             if not self._ckminions.runner_check(auth_list, fun, {}):
                 raise cherrypy.HTTPError(
                     403, f"user {data.get('name')!r} may not call {fun}")
+
+    _authorize = _Authorizer()
+
+    def _console_headers():
+        cherrypy.response.headers.update(CONSOLE_HEADERS)
+
+    cherrypy.tools.kubesalt_console_headers = cherrypy.Tool("before_finalize",
+                                                            _console_headers)
+
+    class KubesaltConsole:
+        """/console: the web console's files come from the staticdir tool (configured in
+        get_app); this answers what it does not serve."""
+
+        exposed = True
+
+        def GET(self, *vpath):
+            if not vpath and not cherrypy.request.path_info.endswith("/"):
+                raise cherrypy.HTTPRedirect("/console/")  # relative links need the slash
+            raise cherrypy.HTTPError(404, "no such file in the console")
+
+    class KubesaltInstaller:
+        """GET /installer/NAME/FILE: the installer files `cluster.installer` last wrote for a
+        cluster through the API, to an operator's browser. The token must come as the
+        X-Auth-Token header (a session cookie alone does not do: a link on another site
+        cannot start a download of the credentials)."""
+
+        exposed = True
+        _cp_config = {
+            "tools.salt_token.on": True,
+            "tools.sessions.on": True,
+            "tools.sessions.storage_class": rest_app._NoEmptyRamSession,
+            "tools.sessions.timeout": 60 * 10,
+            "tools.salt_ip_verify.on": True,
+        }
+
+        def GET(self, *vpath):
+            if not cherrypy.request.headers.get("X-Auth-Token"):
+                raise cherrypy.HTTPError(401, "send the session token as X-Auth-Token")
+            opts = cherrypy.config["saltopts"]
+            _authorize(opts, cherrypy.session.get("token"), "cluster.installer")
+            path = installer_file(cherrypy.config["apiopts"]["installers_dir"], vpath)
+            cherrypy.response.headers["Cache-Control"] = "no-store"
+            return cherrypy.lib.static.serve_file(
+                str(path), content_type="application/octet-stream",
+                disposition="attachment", name=path.name)
+
+    class KubesaltLowData(rest_app.LowDataAdapter):
+        """POST /: kubesalt's runner calls, checked before they reach Salt."""
+
+        def _authorize(self, token, fun):
+            _authorize(self.opts, token, fun)
 
         def _prepare(self, fun, chunk):
             chunk = dict(chunk)
@@ -231,7 +304,10 @@ if _IMPORT_ERROR is None:
         @cherrypy.config(**{"tools.sessions.on": False})
         def GET(self):
             """What `kubesalt-controller start/status` ask to see that the API answers;
-            rest_cherrypy's GET / lists every Salt client, served or not."""
+            rest_cherrypy's GET / lists every Salt client, served or not. A browser is sent
+            to the console."""
+            if "text/html" in cherrypy.request.headers.get("Accept", ""):
+                raise cherrypy.HTTPRedirect("/console/")
             return {"return": "Welcome", "clients": ["runner"]}
 
         @cherrypy.tools.salt_token()
@@ -306,9 +382,23 @@ if _IMPORT_ERROR is None:
                     THROTTLE.abandoned(user, address)
 
 
+def installer_file(installers_dir, vpath):
+    """The path of installer file vpath = (cluster, file name) under `installers_dir`;
+    HTTPError 404 for anything else (another name, a path, a file not written yet)."""
+    if len(vpath) != 2 or not _CLUSTER_NAME.match(vpath[0]) \
+            or vpath[1] not in [f.format(name=vpath[0]) for f in INSTALLER_FILES]:
+        raise cherrypy.HTTPError(404, "no such installer file; the files are NAME.pem, "
+                                      "NAME-passphrase.txt and conjurer")
+    path = Path(installers_dir) / vpath[0] / vpath[1]
+    if not path.is_file():
+        raise cherrypy.HTTPError(404, f"no installer files for {vpath[0]} yet; issue them with "
+                                      "cluster.installer first")
+    return path
+
+
 def get_app(opts):
     """(root, apiopts, cherrypy config) of kubesalt's API: rest_cherrypy's application with
-    only /, /login and /logout mounted."""
+    only /, /login, /logout, /installer and /console mounted."""
     apiopts = dict(opts.get(__virtualname__, {}))
     apiopts["debug"] = False  # never tracebacks in answers
     opts = dict(opts, rest_cherrypy=apiopts)
@@ -319,6 +409,14 @@ def get_app(opts):
     root.index = KubesaltLowData()
     root.login = KubesaltLogin()
     root.logout = rest_app.Logout()
+    root.installer = KubesaltInstaller()
+    root.console = KubesaltConsole()
+    conf["/console"] = {
+        "tools.staticdir.on": True,
+        "tools.staticdir.dir": str(tree.console_dir()),
+        "tools.staticdir.index": "index.html",
+        "tools.kubesalt_console_headers.on": True,
+    }
     conf.setdefault("/", {})["error_page.default"] = _json_error_page
     # rest_cherrypy's CORS tool echoes any Origin with credentials allowed, and answers
     # preflights itself: no browser page elsewhere may drive this API.

@@ -152,6 +152,83 @@ def test_installer_through_the_api_writes_on_the_controller_only(ctl, operator):
     assert operator.run("cluster.installer", name="inst2", dest="/etc").status_code == 400
 
 
+def _download(client, path, **headers):
+    client.session.cookies.clear()
+    return client.session.get(f"{client.url}{path}", timeout=60, headers=headers)
+
+
+def test_installer_files_download_to_operators_only(ctl, operator, viewer):
+    operator.ok("cluster.create", name="dl1")
+    assert _download(operator, "/installer/dl1/dl1.pem",
+                     **{"X-Auth-Token": operator.token}).status_code == 404  # not issued yet
+    operator.ok("cluster.installer", name="dl1")
+    installers = ctl.root / "var" / "lib" / "kubesalt" / "installers" / "dl1"
+    for name in ("dl1.pem", "dl1-passphrase.txt", "conjurer"):
+        resp = _download(operator, f"/installer/dl1/{name}",
+                         **{"X-Auth-Token": operator.token})
+        assert resp.status_code == 200, resp.text
+        assert resp.content == (installers / name).read_bytes()
+        assert resp.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+        assert resp.headers["Cache-Control"] == "no-store"
+    # the viewer's role may not issue credentials, so it may not download them either
+    resp = _download(viewer, "/installer/dl1/dl1.pem", **{"X-Auth-Token": viewer.token})
+    assert resp.status_code == 403 and "may not call cluster.installer" in resp.text
+    # a session cookie alone (what a link on another site would carry) is not enough
+    resp = operator.session.get(f"{operator.url}/installer/dl1/dl1.pem", timeout=60,
+                                cookies={"session_id": operator.token})
+    assert resp.status_code == 401
+    assert _download(operator, "/installer/dl1/dl1.pem").status_code == 401
+    for path in ("/installer/dl1/other.pem", "/installer/dl1/..%2f..%2fpki%2fca.key",
+                 "/installer/dl1/", "/installer/DL1/DL1.pem", "/installer/dl1/dl1.pem/x",
+                 "/installer/rest1/dl1.pem"):
+        resp = _download(operator, path, **{"X-Auth-Token": operator.token})
+        assert resp.status_code == 404, (path, resp.status_code, resp.text)
+
+
+def test_the_console_is_served_with_a_strict_policy(ctl, operator):
+    session = operator.session
+    resp = session.get(f"{ctl.api_url}/console/", timeout=30)
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
+    policy = resp.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    resp = session.get(f"{ctl.api_url}/console", timeout=30, allow_redirects=False)
+    assert resp.status_code == 301 and resp.headers["Location"].endswith("/console/")
+    resp = session.get(f"{ctl.api_url}/", headers={"Accept": "text/html"}, timeout=30,
+                       allow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/console/")
+    resp = session.get(f"{ctl.api_url}/", headers={"Accept": "application/json"}, timeout=30)
+    assert resp.json()["clients"] == ["runner"]  # what `start` and `status` ask for
+    assert session.get(f"{ctl.api_url}/console/no-such.js", timeout=30).status_code == 404
+    assert session.get(f"{ctl.api_url}/console/../pki/ca.key", timeout=30).status_code == 404
+
+
+def test_form_data_runners(ctl, operator, viewer):
+    options = viewer.ok("cluster.options")
+    assert options == ctl.run_ok("cluster.options")
+    assert options["defaults"]["pod_subnet"] == "10.244.0.0/16"
+    operator.ok("cluster.create", name="up1", k8s_version="1.29")
+    upgrades = viewer.ok("cluster.upgrades", name="up1")
+    assert upgrades == ctl.run_ok("cluster.upgrades", "up1")
+    assert [t["version"] for t in upgrades["targets"] if t["allowed"]] == ["1.30.10"]
+    listed = viewer.ok("artifacts.list")
+    assert listed == ctl.run_ok("artifacts.list")
+    assert all(not v["complete"] for v in listed["versions"])  # an empty store
+    shown = {c["name"]: c["nodes"] for c in viewer.ok("cluster.list")}
+    assert shown["up1"] == {"total": 0, "ready": 0}
+
+
+def test_node_logs_is_for_operators_and_known_nodes(ctl, operator, viewer):
+    resp = viewer.run("node.logs", node="node-1-10-0-0-1-x")
+    assert resp.status_code == 403
+    resp = operator.run("node.logs", node="node-1-10-0-0-1-x")
+    assert resp.status_code == 400
+    assert resp.json()["return"][0]["errors"][0]["field"] == "node"
+    code, out = ctl.run("node.logs", "node-1-10-0-0-1-x")
+    assert code != 0 and out["errors"][0]["field"] == "node"
+
+
 @pytest.mark.parametrize("fun,kwargs", [
     ("cluster.create", {"name": "viewer1"}),
     ("node.approve", {"node": "node-1-10-0-0-1-x"}),
