@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 # On failure, show the end of the log instead of nothing.
 QUIET = >>$(LOG) 2>&1 || { tail -n 30 $(LOG); exit 1; }
 
-.PHONY: venv lint test test-unit test-integration test-lab demo lab-packages lab-prepare clean
+.PHONY: venv lint test test-unit test-integration test-lab demo lab-packages lab-prepare \
+	browser-packages clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@echo "Building $(VENV) with kubesalt and salt==3008.3 (details in $(LOG))"
@@ -28,6 +29,12 @@ lint: venv
 lab-packages:
 	@tests/labkit/install-packages.sh $(LOG)
 
+# The web console's tests drive Debian's chromium through Playwright (its own browser download
+# does not work on these machines); the font gives screenshots readable text.
+BROWSER_PACKAGES = chromium fonts-dejavu-core
+browser-packages:
+	@tests/labkit/install-packages.sh $(LOG) $(BROWSER_PACKAGES)
+
 # The lab needs root, systemd-nspawn and debootstrap; its tests skip with the reason otherwise.
 lab-prepare: venv lab-packages
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -35,7 +42,7 @@ lab-prepare: venv lab-packages
 	  $(PY) -m tests.labkit prepare $(QUIET); \
 	fi
 
-test: lint lab-prepare
+test: lint lab-prepare browser-packages
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 test-unit: venv

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the lab needs (tests/labkit/apt-packages.txt) that are missing.
+# Installs the Debian packages the lab needs (tests/labkit/apt-packages.txt), and any more named
+# after the log (the browser the console tests drive), that are missing.
 # Needs root; prints one line, apt's own output goes to the log named by $1 (or stdout).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,7 +12,7 @@ for p in "${wanted[@]}" "${@:2}"; do
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
-  echo "lab packages missing (${missing[*]}): run as root, or the lab tests skip" >&2
+  echo "test packages missing (${missing[*]}): run as root, or the tests that need them skip" >&2
   exit 0
 fi
 echo "Installing ${missing[*]} (apt-get; details in $log)"
