@@ -28,6 +28,9 @@ EAUTH = "file"
 VIEWER_FUNCTIONS = ("cluster.list", "cluster.show", "cluster.status", "cluster.options",
                     "cluster.upgrades", "node.list", "node.show", "artifacts.list")
 ROLE_NAMES = ("operator", "viewer")
+# Runners that only read: the API runs them in its own process (kubesalt_api), the rest
+# through the master.
+READS = frozenset(VIEWER_FUNCTIONS)
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 # Keys of a request that salt-api itself consumes; everything else is a runner argument.

@@ -53,7 +53,7 @@ def create(store, name, matrix=None, **options):
     except AlreadyExists:
         raise _refuse("name", f"a cluster named {name!r} already exists; choose another name "
                               "or delete it first") from None
-    return show(store, name, matrix)
+    return show(store, name, matrix, counts={})  # a new cluster has no nodes yet
 
 
 def show(store, name, matrix=None, counts=None):
