@@ -46,8 +46,8 @@ function refusal(result) {
     result.result === false && Array.isArray(result.errors);
 }
 
-async function failure(resp, data) {
-  if (resp.status === 401) return expire();
+async function failure(resp, data, withToken = true) {
+  if (resp.status === 401 && withToken) return expire();
   let errors = [];
   if (data && Array.isArray(data.return)) {
     const refused = data.return.find(refusal);
@@ -71,7 +71,7 @@ async function post(path, body, withToken = true) {
     credentials: "omit", cache: "no-store",
   });
   const data = await readJson(resp);
-  if (!resp.ok) throw await failure(resp, data);
+  if (!resp.ok) throw await failure(resp, data, withToken);
   return data;
 }
 
@@ -98,7 +98,7 @@ export async function login(username, password, eauth) {
   try {
     data = await post("/login", {username, password, eauth}, false);
   } catch (err) {
-    if (err instanceof SessionExpired || (err instanceof ApiError && err.status === 401)) {
+    if (err instanceof ApiError && err.status === 401) {
       throw new ApiError(401, "Wrong user name or password.");
     }
     throw err;

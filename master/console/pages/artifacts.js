@@ -3,7 +3,7 @@
 
 import * as api from "../api.js";
 import * as session from "../session.js";
-import {badge, h} from "../dom.js";
+import {badge, clear, h} from "../dom.js";
 import {errorBox, notify} from "../notice.js";
 import {DataTable} from "../table.js";
 
@@ -41,13 +41,13 @@ export function mount(main) {
   async function sync(version, button) {
     button.disabled = true;
     button.textContent = "Syncing…";
-    status.replaceChildren();
+    clear(status);
     try {
       await api.call("artifacts.sync", {version});
       notify(`Artifacts of ${version} synced.`);
       await load();
     } catch (err) {
-      status.replaceChildren(errorBox(err, "artifact-error") || "");
+      clear(status, errorBox(err, "artifact-error") || "");
       button.disabled = false;
       button.textContent = "Sync";
     }
@@ -58,7 +58,7 @@ export function mount(main) {
       const answer = await api.call("artifacts.list");
       table.setRows(answer.versions || []);
     } catch (err) {
-      status.replaceChildren(errorBox(err) || "");
+      clear(status, errorBox(err) || "");
     }
   }
   load();

@@ -2,7 +2,7 @@
 // confirmed by typing the cluster's name) and Delete.
 
 import * as api from "../api.js";
-import {h} from "../dom.js";
+import {clear, h} from "../dom.js";
 import {confirmAction, openDialog} from "../dialogs.js";
 import {field} from "../forms.js";
 import {notify, reportError} from "../notice.js";
@@ -25,11 +25,11 @@ function upgradeBody(upgrades, selectEl, detail) {
   const describe = () => {
     const target = upgrades.targets.find((t) => t.version === selectEl.value);
     if (!target) {
-      detail.replaceChildren(h("p", {}, "No version to upgrade to."));
+      clear(detail, h("p", {}, "No version to upgrade to."));
       return;
     }
     const missing = target.missing || [];
-    detail.replaceChildren(
+    clear(detail, 
       target.allowed ? null : h("p", {class: "field-error"}, target.reason),
       missing.length ? h("div", {"data-testid": "upgrade-missing"},
         h("p", {}, `Artifacts missing for ${target.version}:`),

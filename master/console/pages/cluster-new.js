@@ -3,7 +3,7 @@
 // API's refusals are shown beside their fields (nothing is created then).
 
 import * as api from "../api.js";
-import {h} from "../dom.js";
+import {clear, h} from "../dom.js";
 import {field, formError, group, parseLabels, select, showErrors, clearErrors}
   from "../forms.js";
 import {errorBox, notify} from "../notice.js";
@@ -56,12 +56,12 @@ export function mount(main) {
     h("p", {}, h("a", {href: "#/clusters"}, "← Clusters")), status);
   api.call("cluster.options").catch((err) => {
     if (err instanceof api.SessionExpired) throw err;
-    status.replaceChildren(h("p", {class: "hint"},
+    clear(status, h("p", {class: "hint"},
       "The controller did not list its options; the fields below hold the documented " +
       "defaults."));
     return FALLBACK;
   }).then((options) => main.append(build(options))).catch((err) => {
-    status.replaceChildren(errorBox(err) || "");
+    clear(status, errorBox(err) || "");
   });
   return null;
 }
@@ -103,10 +103,10 @@ function build(options) {
     const versions = bp.versions || [];
     const wanted = ctl.blueprint.value === d.blueprint && d.blueprint_version
       ? d.blueprint_version : bp.default_version;
-    ctl.blueprint_version.replaceChildren(...(versions.length ? versions : [""]).map((v) =>
+    clear(ctl.blueprint_version, ...(versions.length ? versions : [""]).map((v) =>
       h("option", {value: v, selected: v === wanted}, v || "newest")));
     const storage = Array.isArray(bp.storage) ? bp.storage : [bp.storage].filter(Boolean);
-    ctl.storage.replaceChildren(h("option", {value: ""},
+    clear(ctl.storage, h("option", {value: ""},
       storage.length ? `the blueprint's (${storage.join(", ")})` : "none (the blueprint's)"),
     ...storage.map((s) => h("option", {value: s}, s)));
   };

@@ -3,7 +3,7 @@
 
 import * as api from "../api.js";
 import * as session from "../session.js";
-import {badge, h} from "../dom.js";
+import {badge, clear, h} from "../dom.js";
 import {errorBox} from "../notice.js";
 import {actionBar} from "./cluster-actions.js";
 import * as nodesTab from "./nodes.js";
@@ -57,12 +57,12 @@ export function mount(main, route) {
   };
 
   function renderHead() {
-    head.replaceChildren(h("dl", {class: "facts inline"},
+    clear(head, h("dl", {class: "facts inline"},
       h("dt", {}, "State"), h("dd", {}, badge(cluster.state, "cluster-state")),
       h("dt", {}, "Type"), h("dd", {}, cluster.type),
       h("dt", {}, "Kubernetes"), h("dd", {"data-testid": "cluster-version"}, cluster.k8s_version),
       h("dt", {}, "Location"), h("dd", {}, cluster.location || "—")));
-    actions.replaceChildren(...(ctx.operator ? actionBar(ctx) : []));
+    clear(actions, ...(ctx.operator ? actionBar(ctx) : []));
   }
 
   function show(route) {
@@ -79,7 +79,7 @@ export function mount(main, route) {
     }
     tabView?.destroy?.();
     tab = key;
-    panel.replaceChildren();
+    clear(panel);
     tabView = TABS.find((t) => t[0] === key)[2].mount(panel, ctx, route) || null;
   }
 
@@ -89,7 +89,7 @@ export function mount(main, route) {
       renderHead();
       return cluster;
     } catch (err) {
-      head.replaceChildren(errorBox(err) || "");
+      clear(head, errorBox(err) || "");
       throw err;
     }
   }

@@ -3,7 +3,7 @@
 
 import * as api from "../api.js";
 import * as session from "../session.js";
-import {badge, h, labelChips} from "../dom.js";
+import {badge, clear, h, labelChips} from "../dom.js";
 import {errorBox} from "../notice.js";
 import {DataTable, searchBox} from "../table.js";
 
@@ -55,9 +55,9 @@ export function mount(main) {
     refresh.disabled = true;
     try {
       table.setRows(await api.call("cluster.list"));
-      status.replaceChildren();
+      clear(status);
     } catch (err) {
-      status.replaceChildren(errorBox(err) || "");
+      clear(status, errorBox(err) || "");
     } finally {
       refresh.disabled = false;
     }

@@ -3,7 +3,7 @@
 // blueprint_version, reset_enabled, installer_ttl_days).
 
 import * as api from "../api.js";
-import {formatTime, h, labelChips} from "../dom.js";
+import {clear, formatTime, h, labelChips} from "../dom.js";
 import {field, formError, labelsText, parseLabels, select, showErrors, clearErrors}
   from "../forms.js";
 import {errorBox, notify} from "../notice.js";
@@ -133,7 +133,7 @@ export function mount(panel, ctx) {
   const render = (cluster) => {
     const edit = ctx.operator ? h("button", {type: "button", class: "secondary",
       "data-testid": "config-edit", onclick: () => startEdit(cluster)}, "Edit") : null;
-    panel.replaceChildren(h("div", {class: "panel-head"}, h("h2", {}, "Configuration"), edit),
+    clear(panel, h("div", {class: "panel-head"}, h("h2", {}, "Configuration"), edit),
       definitionList(cluster));
   };
   const startEdit = async (cluster) => {
@@ -143,10 +143,10 @@ export function mount(panel, ctx) {
         try {
           render(await ctx.reload());
         } catch (err) {
-          panel.replaceChildren(errorBox(err) || "");
+          clear(panel, errorBox(err) || "");
         }
       });
-      panel.replaceChildren(form);
+      clear(panel, form);
       form.querySelector("textarea, input")?.focus();
     } catch (err) {
       panel.append(errorBox(err) || "");

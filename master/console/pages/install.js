@@ -2,7 +2,7 @@
 // the exact conjurer commands for Linux amd64 and arm64 nodes.
 
 import * as api from "../api.js";
-import {formatTime, h} from "../dom.js";
+import {clear, formatTime, h} from "../dom.js";
 import {confirmAction} from "../dialogs.js";
 import {errorBox, notify, reportError} from "../notice.js";
 
@@ -42,7 +42,7 @@ export function mount(panel, ctx) {
   const issue = (rotate) => async () => {
     try {
       const answer = await api.call("cluster.installer", rotate ? {name, rotate: true} : {name});
-      issued.replaceChildren(h("dl", {class: "facts inline"},
+      clear(issued, h("dl", {class: "facts inline"},
         h("dt", {}, "Serial"), h("dd", {"data-testid": "installer-serial"}, String(answer.serial)),
         h("dt", {}, "Valid until"), h("dd", {}, formatTime(answer.expires)),
         answer.revoked && answer.revoked.length ? [h("dt", {}, "Revoked"),
@@ -52,7 +52,7 @@ export function mount(panel, ctx) {
         : "Installer credentials issued.");
       return answer;
     } catch (err) {
-      issued.replaceChildren(errorBox(err, "installer-error") || "");
+      clear(issued, errorBox(err, "installer-error") || "");
       throw err;
     }
   };

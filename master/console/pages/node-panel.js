@@ -2,7 +2,7 @@
 // the last lines of its agent log (node.logs) in a <pre>.
 
 import * as api from "../api.js";
-import {badge, h} from "../dom.js";
+import {badge, clear, h} from "../dom.js";
 import {errorBox} from "../notice.js";
 
 function show(value) {
@@ -24,6 +24,17 @@ function interfaces(list) {
     h("code", {}, nic.name), ` ${(nic.ipv4 || []).join(", ") || "no IPv4"}`)));
 }
 
+function disks(list) {
+  if (!Array.isArray(list) || !list.length) return "—";
+  return h("ul", {class: "plain"}, list.map((d) => {
+    if (typeof d !== "object" || d === null) return h("li", {}, String(d));
+    const size = d.size_bytes ? ` ${(d.size_bytes / 1e9).toFixed(1)} GB` : "";
+    const notes = [d.type, d.rotational === false ? "SSD" : null, d.mounted ? "mounted" : null,
+      d.formatted ? "formatted" : null].filter(Boolean).join(", ");
+    return h("li", {}, h("code", {}, d.name), `${size}${notes ? ` (${notes})` : ""}`);
+  }));
+}
+
 function factsList(node) {
   const f = node.facts || {};
   const rows = [
@@ -34,7 +45,7 @@ function factsList(node) {
     ["Kernel", f.kernelrelease],
     ["CPU", f.cpuarch ? `${f.num_cpus ?? "?"} × ${f.cpuarch}` : null],
     ["Memory", f.mem_total ? `${f.mem_total} MiB` : null],
-    ["Disks", show(f.kubesalt_disks)],
+    ["Disks", disks(f.kubesalt_disks)],
     ["Storage candidates", show(f.kubesalt_storage_candidates)],
     ["Interfaces", interfaces(f.kubesalt_interfaces)],
     ["IPv4", show(f.ipv4)],
@@ -62,24 +73,24 @@ export function nodePanel(ctx, id, withLog) {
   body, logArea);
 
   async function loadLog() {
-    logArea.replaceChildren(h("p", {}, "Reading the agent log…"));
+    clear(logArea, h("p", {}, "Reading the agent log…"));
     try {
       const answer = await api.call("node.logs", {node: id, lines: 200});
-      logArea.replaceChildren(
+      clear(logArea, 
         h("h3", {}, `Agent log: ${answer.path || ""}`),
         h("p", {class: "hint"}, `Last ${answer.lines ?? ""} lines` +
           `${answer.truncated ? " (cut to the size the controller returns)" : ""}.`),
         h("pre", {class: "log", tabindex: "0", "data-testid": "node-log"}, answer.log || ""));
     } catch (err) {
-      logArea.replaceChildren(errorBox(err, "node-log-error") || "");
+      clear(logArea, errorBox(err, "node-log-error") || "");
     }
   }
 
   api.call("node.show", {node: id}).then((node) => {
-    body.replaceChildren(factsList(node),
+    clear(body, factsList(node),
       node.facts ? null : h("p", {class: "hint"}, "Not probed yet: facts arrive once the " +
         "node is approved and its agent connects."));
-  }).catch((err) => body.replaceChildren(errorBox(err) || ""));
+  }).catch((err) => clear(body, errorBox(err) || ""));
   if (withLog && ctx.operator) loadLog();
   return panel;
 }

@@ -3,7 +3,7 @@
 // its agent log). Refreshes itself every 5 s so new nodes appear as they enroll.
 
 import * as api from "../api.js";
-import {badge, formatTime, h} from "../dom.js";
+import {badge, clear, formatTime, h} from "../dom.js";
 import {confirmAction} from "../dialogs.js";
 import {errorBox, notify, reportError} from "../notice.js";
 import {DataTable, searchBox} from "../table.js";
@@ -125,10 +125,10 @@ export function mount(panel, ctx, route) {
         last = text;
         table.setRows(rows);
       }
-      status.replaceChildren();
+      clear(status);
     } catch (err) {
       if (err instanceof api.SessionExpired) return;
-      if (loud || !last) status.replaceChildren(errorBox(err) || "");
+      if (loud || !last) clear(status, errorBox(err) || "");
     }
     if (alive) timer = setTimeout(() => autoRefresh(), REFRESH_MS);
   }
@@ -144,10 +144,10 @@ export function mount(panel, ctx, route) {
   function showDetail(r) {
     const id = r.params.get("node");
     if (!id) {
-      detail.replaceChildren();
+      clear(detail);
       return;
     }
-    detail.replaceChildren(nodePanel(ctx, id, r.params.get("log") === "1"));
+    clear(detail, nodePanel(ctx, id, r.params.get("log") === "1"));
   }
 
   load(true);

@@ -2,7 +2,7 @@
 // nodes, error), refreshed every 2 s while it runs; its timeline; earlier operations below.
 
 import * as api from "../api.js";
-import {badge, formatDuration, formatTime, h} from "../dom.js";
+import {badge, clear, formatDuration, formatTime, h} from "../dom.js";
 import {errorBox} from "../notice.js";
 import {timeline} from "../timeline.js";
 
@@ -24,9 +24,9 @@ function stageTable(op, testid) {
     h("td", {class: "error-cell"}, st.error || "")))));
 }
 
-function summary(op) {
+function summary(op, testid = "operation-state") {
   return h("dl", {class: "facts inline"},
-    h("dt", {}, "State"), h("dd", {}, badge(op.state, "operation-state")),
+    h("dt", {}, "State"), h("dd", {}, badge(op.state, testid)),
     h("dt", {}, "Started"), h("dd", {}, formatTime(op.started) || "—"),
     h("dt", {}, "Finished"), h("dd", {}, formatTime(op.finished) || "—"),
     op.params && op.params.to ? [h("dt", {}, "Target"), h("dd", {}, op.params.to)] : null);
@@ -43,12 +43,12 @@ export function mount(panel, ctx) {
 
   function renderCurrent(op) {
     if (!op) {
-      current.replaceChildren(h("h2", {id: "op-h"}, "Operation"),
+      clear(current, h("h2", {id: "op-h"}, "Operation"),
         h("p", {"data-testid": "no-operation"}, "No operation has run on this cluster yet."));
       return;
     }
     const live = LIVE.includes(op.state);
-    current.replaceChildren(
+    clear(current, 
       h("h2", {id: "op-h"}, `Operation ${op.operation}: ${op.kind}`,
         live ? h("span", {class: "live"}, " (updating every 2 s)") : null),
       summary(op),
@@ -65,11 +65,11 @@ export function mount(panel, ctx) {
 
   function renderHistory(ops) {
     const earlier = ops.slice(0, -1).reverse();
-    history.replaceChildren(h("h2", {id: "hist-h"}, "Earlier operations"),
+    clear(history, h("h2", {id: "hist-h"}, "Earlier operations"),
       earlier.length ? earlier.map((op) => h("details", {class: "history",
         "data-testid": "history-op", "data-op": op.operation},
       h("summary", {}, `${op.operation}: ${op.kind}, ${op.state}, started ` +
-        `${formatTime(op.started)}`), summary(op),
+        `${formatTime(op.started)}`), summary(op, "history-state"),
       op.error ? h("p", {class: "form-error"}, op.error) : null,
       stageTable(op, "history-stage-table")))
         : h("p", {class: "hint"}, "None."));
@@ -93,7 +93,7 @@ export function mount(panel, ctx) {
       if (live && alive) timer = setTimeout(load, POLL_MS);
     } catch (err) {
       if (err instanceof api.SessionExpired) return;
-      current.replaceChildren(errorBox(err) || "");
+      clear(current, errorBox(err) || "");
       if (alive && wasLive) timer = setTimeout(load, POLL_MS);
     }
   }
