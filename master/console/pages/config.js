@@ -152,6 +152,6 @@ export function mount(panel, ctx) {
       panel.append(errorBox(err) || "");
     }
   };
-  render(ctx.cluster());
+  ctx.loaded.then(render, () => {});  // cluster.show's error is shown above the tabs
   return null;
 }
