@@ -11,7 +11,7 @@ Synchronisation is Playwright's auto-waiting `expect` and tests.waiting only."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.console.browser import browser, console_url, login, new_page, shot, token
+from tests.console.browser import browser, console_url, forced_call, login, new_page, shot
 from tests.labkit import artifacts as lab_artifacts
 from tests.waiting import wait_for
 
@@ -142,12 +142,7 @@ def viewer_sees_no_action(instance, ctl):
                    "node-configure", "node-remove", "new-cluster"):
         expect(page.get_by_test_id(testid)).to_have_count(0)
     shot(page, "lab-viewer")
-    status = page.evaluate(
-        """async (token) => (await fetch("/", {method: "POST", credentials: "omit",
-              headers: {"Content-Type": "application/json", "X-Auth-Token": token},
-              body: JSON.stringify({client: "runner", fun: "cluster.provision",
-                                    name: "%s"})})).status""" % CLUSTER, token(page))
-    assert status == 403
+    assert forced_call(page, "cluster.provision", name=CLUSTER) == 403
     assert page.console_errors == []
     page.context.close()
 
