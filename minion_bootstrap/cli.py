@@ -30,6 +30,7 @@ import urllib.parse
 import urllib.request
 
 from . import agent as agent_mod
+from . import facts as facts_mod
 from . import credentials, identity, prechecks, preflight, probes
 from .checks import format_failures, format_table
 
@@ -284,8 +285,8 @@ def fetch_bundle(creds, args, workdir):
     return path, bundle["sha256"]
 
 
-def enroll(creds, node_id, minion_pub):
-    request, signature = creds.enrollment_request(node_id, minion_pub, time.time())
+def enroll(creds, node_id, minion_pub, facts=None):
+    request, signature = creds.enrollment_request(node_id, minion_pub, time.time(), facts)
     payload = {"request": request, "signature": signature,
                "installer_cert": creds.installer_cert_pem, "minion_pub": minion_pub}
     status, answer = _https_post(creds, "/v1/enroll", payload)
@@ -393,7 +394,7 @@ def install(args, creds, node, agent):
     steps.start(3, "Installing credentials on node")
     minion_pub = agent.generate_keys()
     agent.write_ca(creds.ca_cert_pem)
-    answer = enroll(creds, node.name, minion_pub)
+    answer = enroll(creds, node.name, minion_pub, facts_mod.gather(ctx))
     agent.write_enrollment(node.name, creds.cluster, creds.controller, creds.serial)
     steps.start(4, "Configuring node-agent")
     agent.configure(node.name, creds.cluster, creds.controller)

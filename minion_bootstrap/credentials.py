@@ -396,9 +396,9 @@ class Credentials:
             raise TypeError("sign() takes bytes")
         return self._key.sign(data)
 
-    def enrollment_request(self, node_id, minion_pub_pem, now):
+    def enrollment_request(self, node_id, minion_pub_pem, now, facts=None):
         """The request conjurer posts to the controller, and its base64 signature over
-        canonical_json(request)."""
+        canonical_json(request); `facts` (facts.gather) travel signed with it."""
         issued_at = int(_utc(now, "now").timestamp())
         request = {
             "cluster": self.cluster,
@@ -407,6 +407,8 @@ class Credentials:
             "serial": self.serial,
             "issued_at": issued_at,
         }
+        if facts:
+            request["facts"] = facts
         return request, _b64(self.sign(canonical_json(request)))
 
     def check_request(self, node_id, now):

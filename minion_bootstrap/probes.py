@@ -5,6 +5,7 @@ object, so unit tests hand them a fake one and a fake root; `SystemProbes` asks 
 
 import email.utils
 import errno
+import fcntl
 import http.client
 import os
 import platform
@@ -195,6 +196,10 @@ def _listening_ports(root, table):
     return ports
 
 
+# ioctl: the primary IPv4 address of an interface (linux/sockios.h).
+_SIOCGIFADDR = 0x8915
+
+
 class SystemProbes:
     def __init__(self, root="/"):
         self.root = root
@@ -319,6 +324,28 @@ class SystemProbes:
 
     def arch(self):
         return platform.machine()
+
+    def kernel_release(self):
+        return platform.release()
+
+    def interfaces(self):
+        """[(name, [IPv4 address])] of the network interfaces other than loopback; the
+        primary IPv4 address only (what the kernel answers SIOCGIFADDR with). Under another
+        root (tests) there are none: the host's interfaces are not that root's."""
+        if self.root != "/":
+            return []
+        found = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for _, name in sorted(socket.if_nameindex(), key=lambda pair: pair[1]):
+                if name == "lo":
+                    continue
+                try:
+                    answer = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR,
+                                         struct.pack("256s", name[:15].encode()))
+                    found.append((name, [socket.inet_ntoa(answer[20:24])]))
+                except OSError:  # no IPv4 address
+                    found.append((name, []))
+        return found
 
     def raw_disks(self):
         """[(device, size_bytes)] of whole disks with no partitions and no filesystem."""

@@ -1,11 +1,12 @@
 """Enrollment: a node proves it holds valid installer credentials for a cluster.
 
-conjurer signs {cluster, node_id, sha256 of its minion public key, installer serial, time} with
-the installer key and posts it with the installer certificate. The controller checks the chain
-to its CA, expiry, revocation and cluster, then records the node and the exact minion key it may
-use. Salt's key store stays the approval record: with auto_approve the key is pre-seeded as
-accepted (Salt's documented pre-seeding); otherwise it waits as a pending key, and only a
-pending key whose fingerprint matches an enrollment is a DISCOVERED node.
+conjurer signs {cluster, node_id, sha256 of its minion public key, installer serial, time and
+the facts it reports about the node (node_facts)} with the installer key and posts it with the
+installer certificate. The controller checks the chain to its CA, expiry, revocation and
+cluster, then records the node and the exact minion key it may use. Salt's key store stays
+the approval record: with auto_approve the key is pre-seeded as accepted (Salt's documented
+pre-seeding); otherwise it waits as a pending key, and only a pending key whose fingerprint
+matches an enrollment is a DISCOVERED node.
 
 A signed request is good once. Its signature proves who made it, not that the sender is the
 one who made it, and it stays inside the clock window for 10 minutes, so anyone who saw it
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from kubesalt.minion_bootstrap.credentials import canonical_json
 
+from kubesalt.master.endpoint import node_facts
 from kubesalt.master.inventory import keys
 from kubesalt.master.trust import pki
 
@@ -146,7 +148,8 @@ def enroll(store, layout, payload, address, now=None):
                                                  "(node.remove) or run conjurer -d there")
     if key_state in ("rejected", "denied"):
         raise EnrollmentRefused(403, "rejected", f"{node_id} was rejected by an operator")
-    record = store.enroll_node(node_id, cluster, fingerprint, request["serial"], address, now)
+    record = store.enroll_node(node_id, cluster, fingerprint, request["serial"], address, now,
+                               facts=node_facts.clean(request.get("facts")))
     auto = store.cluster(cluster).spec.auto_approve
     if auto and key_state != "accepted":
         preseed_key(layout, node_id, minion_pub)

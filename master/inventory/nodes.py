@@ -49,6 +49,9 @@ def view(record, key_state, grains=None, connected=None):
     }
     if grains is not None:
         data["facts"] = {g: grains[g] for g in FACT_GRAINS if g in grains}
+        # What conjurer reported when it enrolled: all there is to see of a DISCOVERED node,
+        # which runs nothing from the controller until it is approved and probed.
+        data["reported_facts"] = dict(record.get("reported_facts") or {})
     if connected is not None:
         data["connected"] = connected
     return data

@@ -97,6 +97,10 @@ MIGRATIONS = [
     UPDATE clusters SET spec = json_remove(spec, '$.proxy.tls_termination')
         WHERE json_type(spec, '$.proxy') = 'object';
     """,
+    # What conjurer reported about the node when it enrolled (shown until it is probed).
+    """
+    ALTER TABLE nodes ADD COLUMN reported_facts TEXT;
+    """,
 ]
 
 # What a cluster or node is while an operation works on it; an interrupted operation leaves
@@ -311,20 +315,25 @@ class Store:
     def _node_row(row):
         data = dict(row)
         data["config"] = json.loads(data["config"]) if data["config"] else None
+        data["reported_facts"] = json.loads(data["reported_facts"]) \
+            if data.get("reported_facts") else None
         return data
 
-    def enroll_node(self, node_id, cluster, pub_sha256, serial, address, now=None):
-        """Record (or refresh, when conjurer runs again) a node's enrollment; keeps its
-        configuration."""
+    def enroll_node(self, node_id, cluster, pub_sha256, serial, address, now=None,
+                    facts=None):
+        """Record (or refresh, when conjurer runs again) a node's enrollment with the facts
+        it reported; keeps its configuration."""
         now = time.time() if now is None else now
+        reported = json.dumps(facts, sort_keys=True) if facts else None
         with self.transaction() as conn:
             self.get_cluster(cluster, conn)
             conn.execute(
                 "INSERT INTO nodes(id, cluster, pub_sha256, serial, address, enrolled_at, "
-                "updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
-                "pub_sha256=excluded.pub_sha256, serial=excluded.serial, "
-                "address=excluded.address, updated_at=excluded.updated_at",
-                (node_id, cluster, pub_sha256, serial, address, now, now))
+                "updated_at, reported_facts) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO "
+                "UPDATE SET pub_sha256=excluded.pub_sha256, serial=excluded.serial, "
+                "address=excluded.address, updated_at=excluded.updated_at, "
+                "reported_facts=excluded.reported_facts",
+                (node_id, cluster, pub_sha256, serial, address, now, now, reported))
             return self.get_node(node_id, conn)
 
     def get_node(self, node_id, conn=None):

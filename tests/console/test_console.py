@@ -14,6 +14,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from kubesalt.minion_bootstrap import facts, prechecks
 from tests.integration.controller import running
 from tests.integration.node import LoopbackNode
 from tests.waiting import wait_for
@@ -340,13 +341,21 @@ def test_node_enrolls_from_downloaded_files_and_is_approved(ctl, op_page, tmp_pa
                         (tmp_path / "loop1-passphrase.txt").read_text().strip(), "loop1")
     try:
         node.generate_keys()
-        assert node.enroll()[0] == 200
+        reported = facts.gather(prechecks.Context())
+        assert node.enroll(facts=reported)[0] == 200
         node.start_minion()
         page.get_by_test_id("tab-nodes").click()
         row = page.locator(f'[data-row="{node.id}"]')
         # The tab refreshes itself every 5 s.
         expect(row.get_by_test_id("node-status")).to_have_text("DISCOVERED", timeout=60000)
         shot(page, "cluster-nodes-discovered")
+        # Before approval: what conjurer reported when the node enrolled.
+        row.get_by_test_id("node-link").click()
+        detail = page.get_by_test_id("node-detail")
+        expect(detail.get_by_test_id("facts-source")).to_contain_text("Reported by conjurer")
+        expect(detail.get_by_test_id("node-facts")).to_contain_text(reported["kernelrelease"])
+        shot(page, "node-detail-discovered")
+        detail.get_by_test_id("node-detail-close").click()
         row.get_by_test_id("node-approve").click()
         expect(row.get_by_test_id("node-status")).to_have_text("APPROVED")
 

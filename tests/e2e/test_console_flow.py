@@ -1,7 +1,8 @@
 """The web console's whole flow on a lab node, in Debian's headless chromium against the lab's
 controller: an operator creates a cluster through the form (a bad pod subnet first: the field
 error, nothing created), downloads the installer files through the browser, conjurer runs
-with them on a lab node, the node appears, is approved and configured, the cluster is
+with them on a lab node, the node appears with the facts conjurer reported, is approved and
+configured, the cluster is
 provisioned and the stage list reaches READY; a viewer sees the cluster without a single
 action and is refused a forced call; Reset appears only once reset_enabled is set. Then
 `salt-run node.logs` on the same node: the tail, bounded, and refusals.
@@ -95,6 +96,13 @@ def approve_and_configure(page, ctl, node):
     row = page.locator(f'[data-row="{node_id}"]')
     expect(row.get_by_test_id("node-status")).to_have_text("DISCOVERED", timeout=60000)
     shot(page, "lab-nodes-discovered")
+    # Before approval: the facts conjurer reported when it enrolled the node.
+    row.get_by_test_id("node-link").click()
+    detail = page.get_by_test_id("node-detail")
+    expect(detail.get_by_test_id("facts-source")).to_contain_text("Reported by conjurer")
+    expect(detail.get_by_test_id("node-facts")).to_contain_text("host0")
+    expect(detail.get_by_test_id("node-facts")).to_contain_text("debian 12")
+    detail.get_by_test_id("node-detail-close").click()
     row.get_by_test_id("node-approve").click()
     expect(row.get_by_test_id("node-status")).to_have_text("APPROVED")
     wait_for(lambda: ctl.run_ok("node.show", node_id).get("facts", {})

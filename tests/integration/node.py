@@ -33,12 +33,13 @@ class LoopbackNode:
                         "2048)", str(self.pki_dir)], check=True)
         return (self.pki_dir / "minion.pub").read_text()
 
-    def enroll(self, creds=None, node_id=None):
-        """POST the signed enrollment exactly as conjurer does; returns (status, answer)."""
+    def enroll(self, creds=None, node_id=None, facts=None):
+        """POST the signed enrollment exactly as conjurer does, with the `facts` it reports;
+        returns (status, answer)."""
         creds = creds or self.creds
         minion_pub = (self.pki_dir / "minion.pub").read_text()
         request, signature = creds.enrollment_request(node_id or self.id, minion_pub,
-                                                      time.time())
+                                                      time.time(), facts)
         payload = {"request": request, "signature": signature,
                    "installer_cert": creds.installer_cert_pem, "minion_pub": minion_pub}
         controller = creds.controller

@@ -13,7 +13,7 @@ import pytest
 from kubesalt.master.trust import pki
 from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import cli as conjurer_cli
-from kubesalt.minion_bootstrap import credentials
+from kubesalt.minion_bootstrap import credentials, facts, prechecks
 
 from .controller import BIN
 from tests.waiting import wait_for
@@ -63,11 +63,16 @@ def status_of(controller, node_id):
 
 def test_discover_approve_probe_configure(controller, make_node):
     node = make_node("appr", "aaaa0001")
-    code, answer = node.enroll()
+    reported = facts.gather(prechecks.Context())  # what conjurer on this machine reports
+    code, answer = node.enroll(facts=reported)
     assert code == 200, answer
     assert status_of(controller, node.id) == "ENROLLED"
     node.start_minion()
     wait_for(lambda: status_of(controller, node.id) == "DISCOVERED", 30, "DISCOVERED")
+    # Before approval nothing is probed: what the node reported is what there is to see.
+    discovered = controller.run_ok("node.show", node.id)
+    assert discovered["reported_facts"] == reported and discovered["facts"] == {}
+    assert "reported_facts" not in controller.run_ok("node.list", "cluster=appr")[0]
     approved = controller.run_ok("node.approve", node.id)
     assert approved["status"] == "APPROVED", approved
     assert status_of(controller, node.id) == "APPROVED"

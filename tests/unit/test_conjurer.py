@@ -348,7 +348,9 @@ def _install(monkeypatch, capsys, timed):
     monkeypatch.setattr(preflight, "run", lambda ctx: [checks.ok("cpus", "4 CPUs")])
     monkeypatch.setattr(cli, "check_installer", lambda creds, name: {"ok": True})
     monkeypatch.setattr(cli, "fetch_bundle", lambda creds, args, workdir: ("b.tgz", "00"))
-    monkeypatch.setattr(cli, "enroll", lambda creds, name, pub: {"status": "DISCOVERED"})
+    reported = []
+    monkeypatch.setattr(cli, "enroll", lambda creds, name, pub, facts:
+                        reported.append(facts) or {"status": "DISCOVERED"})
     monkeypatch.setattr(identity, "set_hostname", lambda name, root, run: None)
     node_agent = agent.Agent(run=lambda argv, **kw: subprocess.CompletedProcess(argv, 0, "", ""))
     for name in ("install_software", "write_ca", "write_enrollment", "configure", "start"):
@@ -356,6 +358,7 @@ def _install(monkeypatch, capsys, timed):
     monkeypatch.setattr(node_agent, "generate_keys", lambda: "PUB")
     args = cli.parser().parse_args(["-edge-name=edge1"] + (["-t"] if timed else []))
     assert cli.install(args, _Creds(), node, node_agent) == cli.EXIT_OK
+    assert reported[0]["num_cpus"] >= 1 and reported[0]["os"]  # this machine's own facts
     return capsys.readouterr().out.splitlines()
 
 

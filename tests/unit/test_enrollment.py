@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kubesalt.master.endpoint import enrollment
+from kubesalt.master.endpoint import enrollment, node_facts
 from kubesalt.master.trust import pki
 from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import credentials as creds
@@ -205,3 +205,47 @@ def test_a_request_is_forgotten_once_outside_the_clock_window(credentials, contr
     enrollment.check(store, layout, check_payload(credentials, later), now=later)
     with store.reading() as conn:  # the first one went when the next one was recorded
         assert conn.execute("SELECT count(*) FROM signed_requests").fetchone()[0] == 1
+
+
+# ---- the facts conjurer reports -----------------------------------------------------------
+
+REPORTED = {"os": "debian", "osrelease": "12", "kernelrelease": "6.1.0-18-amd64",
+            "cpuarch": "x86_64", "num_cpus": 4, "mem_total": 7936,
+            "kubesalt_storage_candidates": ["/dev/sdb"],
+            "kubesalt_interfaces": [{"name": "eth0", "ipv4": ["10.0.0.1"]}]}
+
+
+def test_reported_facts_are_stored_with_the_enrollment(credentials, controller):
+    store, layout = controller
+    opened = credentials.opened
+    request, signature = opened.enrollment_request(NODE_ID, credentials.minion_pub,
+                                                   time.time(), facts=REPORTED)
+    payload = {"request": request, "signature": signature,
+               "installer_cert": opened.installer_cert_pem, "minion_pub": credentials.minion_pub}
+    enrollment.enroll(store, layout, payload, "10.0.0.1")
+    assert store.get_node(NODE_ID)["reported_facts"] == REPORTED
+
+
+def test_reported_facts_are_signed(credentials, controller):
+    store, layout = controller
+    payload = enroll_payload(credentials)
+    payload["request"]["facts"] = REPORTED  # added after signing
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.enroll(store, layout, payload, "10.0.0.1")
+    assert refused.value.reason == "bad-signature"
+
+
+def test_facts_outside_their_shape_are_left_out_not_refused():
+    assert node_facts.clean(REPORTED) == REPORTED
+    assert node_facts.clean("junk") == {} and node_facts.clean(None) == {}
+    messy = dict(REPORTED, os="x" * 500, num_cpus=True, mem_total=-1, cpuarch=7,
+                 kernelrelease="a\nb", extra="dropped",
+                 kubesalt_storage_candidates=["/etc/passwd", "/dev/sdc", 5, "/dev/../x y"],
+                 kubesalt_interfaces=[{"name": "eth0", "ipv4": ["10.0.0.1", "300.1.1.1", 5]},
+                                      {"name": "bad name!"}, "eth9",
+                                      *({"name": f"e{i}", "ipv4": []} for i in range(200))])
+    cleaned = node_facts.clean(messy)
+    assert set(cleaned) == {"osrelease", "kubesalt_storage_candidates", "kubesalt_interfaces"}
+    assert cleaned["kubesalt_storage_candidates"] == ["/dev/sdc"]
+    assert cleaned["kubesalt_interfaces"][0] == {"name": "eth0", "ipv4": ["10.0.0.1"]}
+    assert len(cleaned["kubesalt_interfaces"]) <= node_facts.MAX_ITEMS

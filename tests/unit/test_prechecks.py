@@ -13,9 +13,10 @@ import time
 
 import pytest
 
+from kubesalt.master.endpoint import node_facts
 from kubesalt.master.endpoint import server as endpoint
 from kubesalt.master.trust import pki
-from kubesalt.minion_bootstrap import checks, preflight, prechecks, probes
+from kubesalt.minion_bootstrap import checks, facts, preflight, prechecks, probes
 from tests.serving import serve_in_background
 
 GIB = 1024 ** 3
@@ -32,7 +33,8 @@ class FakeProbes:
             processes=set(), units=set(), cpus=4, mem=8 * GIB, free=100 * GIB, swap=False,
             modules={"overlay", "br_netfilter"},
             sysctls={"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"},
-            arch="x86_64", raw=[("/dev/sdb", 100 * GIB)]), **answers)
+            arch="x86_64", raw=[("/dev/sdb", 100 * GIB)], kernel="6.1.0-18-amd64",
+            interfaces=[("eth0", ["10.77.0.11"]), ("eth1", [])]), **answers)
         self.asked = []
 
     def read(self, absolute, default=None):
@@ -96,6 +98,14 @@ class FakeProbes:
 
     def raw_disks(self):
         return self.answers["raw"]
+
+    def kernel_release(self):
+        return self.answers["kernel"]
+
+    def interfaces(self):
+        if isinstance(self.answers["interfaces"], Exception):
+            raise self.answers["interfaces"]
+        return self.answers["interfaces"]
 
 
 @pytest.fixture
@@ -464,3 +474,24 @@ def test_controller_clock_refuses_another_ca(ca, tmp_path):
         server.close()
     message, fix = probes.describe_network_error(refused.value, "127.0.0.1", 4507)
     assert "does not match the controller CA" in message and "proxy" in fix
+
+
+def test_the_facts_conjurer_reports_at_enrollment(root):
+    reported = facts.gather(context(root))
+    assert reported == {
+        "os": "debian", "osrelease": "12", "kernelrelease": "6.1.0-18-amd64",
+        "cpuarch": "x86_64", "num_cpus": 4, "mem_total": 8192,
+        "kubesalt_storage_candidates": ["/dev/sdb"],
+        "kubesalt_interfaces": [{"name": "eth0", "ipv4": ["10.77.0.11"]},
+                                {"name": "eth1", "ipv4": []}]}
+    # What cannot be read is left out; the enrollment goes on.
+    partial = facts.gather(context(root, interfaces=OSError("ioctl"), raw=[]))
+    assert "kubesalt_interfaces" not in partial and "kubesalt_storage_candidates" not in partial
+    assert partial["os"] == "debian"
+    assert node_facts.clean(reported) == reported  # the controller keeps all of it
+
+
+def test_the_hosts_interfaces_are_read_without_tools():
+    interfaces = probes.SystemProbes("/").interfaces()
+    assert interfaces and all(name != "lo" for name, _ in interfaces)
+    assert probes.SystemProbes("/somewhere").interfaces() == []

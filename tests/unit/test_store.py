@@ -83,16 +83,20 @@ def test_database_file_is_private(tmp_path):
     assert oct(store.path.parent.stat().st_mode & 0o777) == "0o700"
 
 
-def test_a_stored_tls_termination_is_dropped_by_the_migration(tmp_path):
-    # A cluster created while proxy.tls_termination was accepted must still load.
-    Store(tmp_path)
+def test_a_stored_tls_termination_is_dropped_by_the_migration(tmp_path, monkeypatch):
+    # A cluster created while proxy.tls_termination was accepted must still load: a store
+    # of the version before that migration, opened by this one, migrates on.
+    before = next(i for i, script in enumerate(store_mod.MIGRATIONS)
+                  if "tls_termination" in script)
+    with monkeypatch.context() as older:
+        older.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:before])
+        Store(tmp_path)
     spec = ClusterSpec(name="c", k8s_version="1.30.10").to_dict()
     spec["proxy"] = {"http": "http://p:3128", "https": "", "no_proxy": "", "root_ca": "",
                      "tls_termination": True}
     with sqlite3.connect(tmp_path / store_mod.DB_NAME) as conn:
         conn.execute("INSERT INTO clusters(name, spec, created_at, updated_at) "
                      "VALUES ('c', ?, 0, 0)", (json.dumps(spec),))
-        conn.execute(f"PRAGMA user_version={len(store_mod.MIGRATIONS) - 1}")
     conn.close()
     cluster = Store(tmp_path).cluster("c")
     assert cluster.spec.proxy.http == "http://p:3128"

@@ -1,5 +1,6 @@
-// A node's detail panel: its probed facts (before and after approval) and, for an operator,
-// the last lines of its agent log (node.logs) in a <pre>.
+// A node's detail panel: its facts (before approval what conjurer reported at enrollment,
+// after it what the controller probed) and, for an operator, the last lines of its agent log
+// (node.logs) in a <pre>.
 
 import * as api from "../api.js";
 import {badge, clear, h} from "../dom.js";
@@ -35,8 +36,12 @@ function disks(list) {
   }));
 }
 
+function probed(node) {
+  return Boolean(node.facts && Object.keys(node.facts).length);
+}
+
 function factsList(node) {
-  const f = node.facts || {};
+  const f = probed(node) ? node.facts : node.reported_facts || {};
   const rows = [
     ["Status", badge(node.status, "detail-status")],
     ["Cluster", node.cluster],
@@ -87,9 +92,12 @@ export function nodePanel(ctx, id, withLog) {
   }
 
   api.call("node.show", {node: id}).then((node) => {
-    clear(body, factsList(node),
-      node.facts ? null : h("p", {class: "hint"}, "Not probed yet: facts arrive once the " +
-        "node is approved and its agent connects."));
+    const reported = node.reported_facts && Object.keys(node.reported_facts).length;
+    clear(body, factsList(node), probed(node) ? null
+      : h("p", {class: "hint", "data-testid": "facts-source"}, reported
+        ? "Reported by conjurer when the node enrolled; the controller probes the node " +
+          "once it is approved and its agent connects."
+        : "Not probed yet: facts arrive once the node is approved and its agent connects."));
   }).catch((err) => clear(body, errorBox(err) || ""));
   if (withLog && ctx.operator) loadLog();
   return panel;
