@@ -91,6 +91,13 @@ def login(page, ctl, user, password, eauth="file"):
         page.goto(console_url(ctl, "#/login"))
     elif not page.url.endswith("#/login"):
         page.goto(console_url(ctl, "#/login"))
+    try:
+        expect(page.get_by_test_id("login-user")).to_be_visible()
+    except AssertionError:
+        shot(page, "login-form-missing")
+        raise AssertionError(f"no login form at {page.url}; the page holds: "
+                             f"{page.content()[:3000]}; browser errors: "
+                             f"{page.console_errors}") from None
     page.get_by_test_id("login-user").fill(user)
     page.get_by_test_id("login-password").fill(password)
     page.get_by_test_id("login-eauth").select_option(eauth)
