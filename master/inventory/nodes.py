@@ -71,10 +71,8 @@ def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hos
             store.get_cluster(cluster)
         except NotFound:
             raise _refuse("cluster", f"no cluster named {cluster!r}") from None
-    states = keys.key_states(pki_dir)
     rows = []
-    for record in store.list_nodes(cluster):
-        key_state = keys.state_for(states.get(record["id"]), record["pub_sha256"])
+    for record, key_state in _with_key_states(store, pki_dir, cluster):
         row = view(record, key_state,
                    connected=None if connected_ids is None else record["id"] in connected_ids)
         if status is not None and row["status"] != str(status).upper():
@@ -87,13 +85,19 @@ def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hos
     return rows
 
 
+def _with_key_states(store, pki_dir, cluster=None):
+    """(record, key state) of every enrolled node (of `cluster`), from one read of the
+    records and of the key store."""
+    states = keys.key_states(pki_dir)
+    for record in store.list_nodes(cluster):
+        yield record, keys.state_for(states.get(record["id"]), record["pub_sha256"])
+
+
 def counts(store, pki_dir, cluster=None):
     """{cluster: {"total": enrolled nodes, "ready": READY ones}} (one cluster's with
-    `cluster`), from one read of the records and of the key store."""
-    states = keys.key_states(pki_dir)
+    `cluster`)."""
     found = {}
-    for record in store.list_nodes(cluster):
-        key_state = keys.state_for(states.get(record["id"]), record["pub_sha256"])
+    for record, key_state in _with_key_states(store, pki_dir, cluster):
         tally = found.setdefault(record["cluster"], {"total": 0, "ready": 0})
         tally["total"] += 1
         tally["ready"] += status_of(record, key_state) == "READY"
