@@ -164,6 +164,11 @@ def missing(artifacts_dir, matrix, k8s_version, arch="amd64"):
     return sorted(p for p in wanted(matrix, k8s_version, arch).values() if p not in index)
 
 
+def sync_command(version):
+    """The command that fills the store for `version`, as refusals and views name it."""
+    return f"salt-run artifacts.sync {version}"
+
+
 def overview(artifacts_dir, matrix, arch="amd64"):
     """Per release of the matrix: what the store holds for it and what it lacks."""
     index = read_index(artifacts_dir)
@@ -174,8 +179,7 @@ def overview(artifacts_dir, matrix, arch="amd64"):
         versions.append({"version": version, "arch": arch,
                          "present": [p for p in paths if p in index], "missing": lacking,
                          "complete": not lacking,
-                         "sync_command": f"salt-run artifacts.sync {version}" if lacking
-                         else None})
+                         "sync_command": sync_command(version) if lacking else None})
     return {"versions": versions}
 
 

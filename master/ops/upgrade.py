@@ -61,7 +61,7 @@ def targets(matrix, spec, artifacts_dir):
         lacking = artifacts.missing(artifacts_dir, matrix, version)
         found.append({"version": version, "allowed": allowed, "reason": reason,
                       "missing": lacking,
-                      "sync_command": f"salt-run artifacts.sync {version}" if lacking else None})
+                      "sync_command": artifacts.sync_command(version) if lacking else None})
     return {"cluster": spec.name, "current": spec.k8s_version, "targets": found}
 
 
@@ -85,8 +85,8 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
     lacking = artifacts.missing(layout.artifacts_dir, matrix, params["to"])
     if lacking:
         raise Refused.one("artifacts", f"the artifact store lacks {len(lacking)} file(s) for "
-                                       f"{params['to']}, e.g. {lacking[0]}; run salt-run "
-                                       f"artifacts.sync {params['to']}")
+                                       f"{params['to']}, e.g. {lacking[0]}; run "
+                                       f"{artifacts.sync_command(params['to'])}")
     ordered = context.join_order(context.members(views))
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
                           resume_from=resume, kind="upgrade")
