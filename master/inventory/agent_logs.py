@@ -35,17 +35,15 @@ def check_readable(store, pki_dir, node_id):
 
 
 def from_answer(node_id, answer, lines):
-    """The operator's view of a node's answer to kubesalt_agent.log_tail: {node, path, lines,
-    truncated, log}, cut to `lines` lines and MAX_BYTES; Refused when the node did not answer
-    or could not read its log."""
+    """The operator's view of a node's answer to kubesalt_agent.log_tail (None, or a dict as
+    saltcalls.log_answer gives it): {node, path, lines, truncated, log}, cut to `lines` lines
+    and MAX_BYTES; Refused when the node did not answer or could not read its log."""
     if answer is None:
         raise Refused.one("node", f"{node_id} did not answer; its agent is not connected (see "
                                   "`connected` in node.show) or is busy")
-    if not isinstance(answer, dict) or "error" in answer or \
-            not isinstance(answer.get("log"), str):
-        reason = answer.get("error") if isinstance(answer, dict) else None
+    if "error" in answer or not isinstance(answer.get("log"), str):
         raise Refused.one("node", f"{node_id} could not read its agent log: "
-                                  f"{reason or _first_line(answer)}")
+                                  f"{answer.get('error') or 'it answered no log'}")
     text = answer["log"]
     truncated = bool(answer.get("truncated"))
     kept = text.splitlines(keepends=True)
@@ -60,8 +58,3 @@ def from_answer(node_id, answer, lines):
     return {"node": node_id, "path": str(answer.get("path") or ""),
             "lines": len(text.splitlines()), "truncated": truncated, "log": text}
 
-
-def _first_line(value):
-    text = str(value).strip().splitlines()
-    line = text[0] if text else repr(value)
-    return line if len(line) <= 200 else line[:197] + "..."

@@ -47,4 +47,3 @@ def options(matrix):
         "updatable": list(spec_mod.UPDATABLE),
         "defaults": defaults,
     }
-

@@ -178,7 +178,7 @@ def probe(opts, node_id, timeout=PROBE_TIMEOUT):
 
 
 def agent_log(opts, node_id, lines, max_bytes, timeout=AGENT_LOG_TIMEOUT):
-    """A node's answer to kubesalt_agent.log_tail (None when it did not answer). A node
+    """A node's answer to kubesalt_agent.log_tail (log_answer). A node
     approved before that module existed gets kubesalt's modules synced once and is asked
     again."""
     with salt.client.get_local_client(opts["conf_file"]) as client:
@@ -191,7 +191,16 @@ def agent_log(opts, node_id, lines, max_bytes, timeout=AGENT_LOG_TIMEOUT):
         if isinstance(answer, str) and "is not available" in answer:
             client.cmd(node_id, "saltutil.sync_modules", timeout=timeout)
             answer = ask()
-    return answer
+    return log_answer(answer)
+
+
+def log_answer(answer):
+    """A node's answer to kubesalt_agent.log_tail as agent_logs.from_answer reads it: None
+    (no answer) and the module's dict as they are, anything else (Salt's error text, a
+    traceback) as {"error": answer_text(answer)}."""
+    if answer is None or isinstance(answer, dict):
+        return answer
+    return {"error": answer_text(answer)}
 
 
 def orchestrator(opts):

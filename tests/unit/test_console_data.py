@@ -11,6 +11,7 @@ from kubesalt.master.inventory import agent_logs, artifacts, choices, clusters, 
 from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.master.inventory import spec as spec_mod
 from kubesalt.master.ops import upgrade
+from kubesalt.master.verbs import saltcalls
 from tests.unit.test_context import CURRENT, NEXT, ready_cluster
 
 MATRIX = matrix_mod.default()
@@ -111,4 +112,11 @@ def test_node_logs_bound_what_the_node_answers():
     with pytest.raises(Refused, match="cannot read /p"):
         agent_logs.from_answer("n1", {"path": "/p", "error": "cannot read /p"}, 10)
     with pytest.raises(Refused, match="is not available"):
-        agent_logs.from_answer("n1", "'kubesalt_agent.log_tail' is not available.", 10)
+        agent_logs.from_answer("n1", saltcalls.log_answer(
+            "'kubesalt_agent.log_tail' is not available."), 10)
+    with pytest.raises(Refused, match="ValueError: boom"):  # a traceback: its last line
+        agent_logs.from_answer("n1", saltcalls.log_answer(
+            "The minion function caused an exception: Traceback (most recent call last):\n"
+            "  File x\nValueError: boom"), 10)
+    with pytest.raises(Refused, match="answered no log"):
+        agent_logs.from_answer("n1", {"path": "/p"}, 10)
