@@ -43,7 +43,10 @@ def progress(runner_globals):
     `__jid_event__` only to a runner run as a job, so it is looked up when a message is
     reported (wait=True), never when a verb merely starts an operation."""
     def report(message):
-        runner_globals["__jid_event__"].fire_event({"message": message}, "progress")
+        # Salt injects __jid_event__ into the globals of one function per runner module;
+        # when that function is a support.verb wrapper, those are support's globals.
+        event = runner_globals.get("__jid_event__") or vars(support).get("__jid_event__")
+        event.fire_event({"message": message}, "progress")
 
     return report
 
