@@ -107,7 +107,7 @@ Wait for the consul servers to elect a leader:
     - match: ':8300"'
     - match_type: string
     - wait_for: {{ consul.leader_wait_seconds }}
-    - request_interval: 2
+    - request_interval: {{ consul.leader_poll_seconds }}
     - require:
       - service: Run consul
 

@@ -78,7 +78,7 @@ Wait for containerd to serve CRI:
     - unless: {{ paths.bin_dir }}/crictl --runtime-endpoint unix://{{ kubesalt.containerd.socket }} info
     - output_loglevel: debug
     - retry:
-        attempts: 12
-        interval: 5
+        attempts: {{ kubesalt.containerd.cri_wait_attempts }}
+        interval: {{ kubesalt.containerd.cri_wait_interval }}
     - require:
       - service: Run containerd
