@@ -1,7 +1,9 @@
 """Lab provisioning wall time of a dedicated multi-master cluster with 1 worker and with 6
-workers through `cluster.provision` (the orchestration: each stage's nodes in parallel), and
-the same stages applied by hand node after node with `salt NODE state.sls` (the naive way).
-One run each, side by side, with the ratios.
+workers through `cluster.provision` (the operation's executor: per-node lanes), and the same
+stages applied by hand node after node with `salt NODE state.sls` (the naive way). One run
+each, side by side, with the ratios. For each operation also its critical path: the longest
+chain of per-node stage durations through the plan's dependencies (master/ops/lanes.py), and
+wall time / critical path, which is what scheduling and bookkeeping add.
 
     sudo .venv/bin/python -m bench.provision_scale [--workers 6] [--only orchestrated|by_hand]
 """
@@ -13,7 +15,7 @@ import time
 
 from bench.lab_session import lab_and_controller
 from kubesalt.master.inventory.store import Store
-from kubesalt.master.ops import certificates, context, plan
+from kubesalt.master.ops import certificates, context, lanes, plan
 from kubesalt.master.layout import Layout
 from tests.integration.controller import BIN
 from tests.labkit import artifacts as lab_artifacts
@@ -28,7 +30,26 @@ def orchestrated(lab, controller, root, cluster, nodes):
     status = provision(controller, cluster, timeout=3600)
     if status["state"] != "READY":
         raise RuntimeError(f"{cluster}: {status['operation']['error']}")
-    return round(time.monotonic() - started, 1)
+    wall = round(time.monotonic() - started, 1)
+    masters = [i for i in ids if "master" in controller.run_ok("node.show", i)["config"]["roles"]]
+    return wall, critical_path(controller, status["operation"]["operation"], masters)
+
+
+def critical_path(controller, op_id, masters):
+    """The operation's recorded duration, its critical path and their ratio."""
+    op = Store(Layout.for_root(controller.root).state_dir).operation(op_id)
+    tasks = lanes.build(dict(op, stages=[dict(s, node_results=None) for s in op["stages"]]),
+                        masters)
+    intervals = {(stage["name"], node): (result["started_at"], result["finished_at"])
+                 for stage in op["stages"]
+                 for node, result in (stage["node_results"] or {}).items()
+                 if isinstance(result, dict) and result.get("finished_at")
+                 and result.get("started_at")}
+    seconds, chain = lanes.critical_path(intervals, tasks)
+    duration = op["finished_at"] - op["started_at"]
+    return {"operation_s": round(duration, 1), "critical_path_s": round(seconds, 1),
+            "wall_vs_critical_path": round(duration / seconds, 2) if seconds else None,
+            "critical_path": [f"{stage}@{node}" for stage, node in chain]}
 
 
 def by_hand(lab, controller, root, cluster, nodes):
@@ -91,7 +112,11 @@ def main():
             if args.only and not label.startswith(args.only):
                 continue
             nodes = lab.renew(lab.nodes[:count])
-            results[label] = runner(lab, controller, root, label.replace("_", "-"), nodes)
+            outcome = runner(lab, controller, root, label.replace("_", "-"), nodes)
+            if isinstance(outcome, tuple):
+                results[label], results[f"{label}_operation"] = outcome
+            else:
+                results[label] = outcome
     many = f"{args.workers}_workers"
     for name, top, bottom in (("orchestrated_many_vs_1", f"orchestrated_{many}",
                                "orchestrated_1_worker"),

@@ -1,18 +1,17 @@
-"""Operation plumbing: the detached executor and the stage records the orchestration writes.
+"""Operation plumbing: the detached executor.
 
-Operators do not call these; `cluster.provision` (upgrade, reset, node.remove) starts
-`operation.execute` and the
-orchestration calls `operation.stage_started` / `operation.stage_finished`. Each also fires
-`kubesalt/operation/<id>/...` events on the master bus.
+Operators do not call it; `cluster.provision` (upgrade, reset, node.remove) starts
+`operation.execute`, which fires `kubesalt/operation/<id>/...` events on the master bus as its
+stages change.
 """
 
 import functools
 
-from kubesalt.master.ops import certificates, executor
+from kubesalt.master.ops import certificates, executor, plan
 from kubesalt.master.ops import removal
 from kubesalt.master.ops import reset
 from kubesalt.master.ops import status
-from kubesalt.master.verbs import saltcalls
+from kubesalt.master.verbs import saltcalls, saltjobs
 from kubesalt.master.verbs import support
 
 __virtualname__ = "operation"
@@ -32,11 +31,18 @@ def execute(operation_id):
         "forget-node": functools.partial(_forget, removal.forget_node, layout),
     }
     op = store.operation(operation_id)
-    result = executor.execute(
-        store, saltcalls.orchestrator(__opts__), operation_id,
-        prepare=functools.partial(certificates.prepare, layout, store)
-        if op["kind"] in certificates.KINDS else None,
-        controller_stages=controller_stages)
+    masters = [n["id"] for n in store.list_nodes(op["cluster"])
+               if "master" in plan.roles(n)]
+    jobs = saltjobs.SaltJobs(__opts__)
+    try:
+        result = executor.execute(
+            store, jobs, operation_id,
+            prepare=functools.partial(certificates.prepare, layout, store)
+            if op["kind"] in certificates.KINDS else None,
+            controller_stages=controller_stages, masters=masters,
+            notify=jobs.fire)
+    finally:
+        jobs.close()
     view = status.status_view(result)
     saltcalls.fire(__opts__, f"kubesalt/operation/{operation_id}/{result['state']}", view)
     return view
@@ -45,16 +51,3 @@ def execute(operation_id):
 def _forget(forget, layout, store, op):
     forget(store, op, layout, functools.partial(saltcalls.delete_keys, __opts__))
 
-
-def stage_started(operation, stage):
-    support.store(__opts__).stage_started(operation, stage)
-    saltcalls.fire(__opts__, f"kubesalt/operation/{operation}/stage/{stage}/running",
-                   {"stage": stage})
-    return True
-
-
-def stage_finished(operation, stage):
-    support.store(__opts__).stage_finished(operation, stage, True)
-    saltcalls.fire(__opts__, f"kubesalt/operation/{operation}/stage/{stage}/done",
-                   {"stage": stage})
-    return True

@@ -117,6 +117,8 @@ def main():
         if status["state"] != "READY" or proc.returncode != 0:
             raise RuntimeError(f"the cluster is {status['state']}: {op['error']}")
         say(f"Cluster {CLUSTER} is READY")
+        print(f"  provisioning took {op['duration_s']} s (operation {op['operation']}, "
+              f"{op['started']} to {op['finished']})")
         return 0
     except Exception as exc:  # noqa: BLE001 - the demo reports and fails
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)

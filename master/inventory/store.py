@@ -101,6 +101,10 @@ MIGRATIONS = [
     """
     ALTER TABLE nodes ADD COLUMN reported_facts TEXT;
     """,
+    # When an operator asked to cancel the operation (cluster.cancel); its executor stops.
+    """
+    ALTER TABLE operations ADD COLUMN cancel_requested REAL;
+    """,
 ]
 
 # What a cluster or node is while an operation works on it; an interrupted operation leaves
@@ -393,22 +397,25 @@ class Store:
                                                   json.dumps(params or {}, sort_keys=True)))
             conn.executemany(
                 "INSERT INTO operation_stages(operation, position, name, title, state, nodes, "
-                "error) VALUES (?,?,?,?,?,?,?)",
+                "error, node_results) VALUES (?,?,?,?,?,?,?,?)",
                 [(op_id, i, st["name"], st["title"], "skipped" if st["skip"] else "pending",
-                  json.dumps(st["nodes"]), st["skip"] or None) for i, st in enumerate(stages)])
+                  json.dumps(st["nodes"]), st["skip"] or None, _earlier_results(st))
+                 for i, st in enumerate(stages)])
 
     def _interrupt(self, conn, op_id, now, reason=INTERRUPTED):
-        running = conn.execute("SELECT position FROM operation_stages WHERE operation=? AND "
-                               "state='running'", (op_id,)).fetchall()
+        running = conn.execute("SELECT position, node_results FROM operation_stages WHERE "
+                               "operation=? AND state='running'", (op_id,)).fetchall()
         if not running:
             # stopped between two stages: the one that was about to start is where a rerun
             # resumes, so it carries the interruption
-            running = conn.execute("SELECT position FROM operation_stages WHERE operation=? "
-                                   "AND state='pending' ORDER BY position LIMIT 1",
+            running = conn.execute("SELECT position, node_results FROM operation_stages "
+                                   "WHERE operation=? AND state='pending' ORDER BY position "
+                                   "LIMIT 1",
                                    (op_id,)).fetchall()
-        conn.executemany("UPDATE operation_stages SET state='failed', finished_at=?, error=? "
-                         "WHERE operation=? AND position=?",
-                         [(now, reason, op_id, r["position"]) for r in running])
+        conn.executemany("UPDATE operation_stages SET state='failed', finished_at=?, error=?, "
+                         "node_results=? WHERE operation=? AND position=?",
+                         [(now, reason, _interrupted_results(r["node_results"], now, reason),
+                           op_id, r["position"]) for r in running])
         failed = conn.execute("SELECT name FROM operation_stages WHERE operation=? AND "
                               "state='failed' ORDER BY position", (op_id,)).fetchone()
         conn.execute("UPDATE operations SET state='failed', finished_at=?, error=?, "
@@ -466,12 +473,38 @@ class Store:
                           json.dumps(node_results) if node_results is not None else None,
                           op_id, name))
 
-    def finish_operation(self, op_id, ok, error=None, failed_stage=None, failed_node=None):
+    def record_stage(self, op_id, name, state, started_at, finished_at, error, node_results):
+        """A stage's state as its executor sees it, with each node's own record."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE operation_stages SET state=?, started_at=?, finished_at=?, "
+                         "error=?, node_results=? WHERE operation=? AND name=?",
+                         (state, started_at, finished_at, error,
+                          json.dumps(node_results, sort_keys=True), op_id, name))
+
+    def finish_operation(self, op_id, ok, error=None, failed_stage=None, failed_node=None,
+                         state=None):
+        """End an operation: done when `ok`, else failed (or `state`, e.g. cancelled)."""
         with self.transaction() as conn:
             conn.execute("UPDATE operations SET state=?, finished_at=?, error=?, "
                          "failed_stage=?, failed_node=? WHERE id=?",
-                         ("done" if ok else "failed", time.time(), error, failed_stage,
-                          failed_node, op_id))
+                         (state or ("done" if ok else "failed"), time.time(), error,
+                          failed_stage, failed_node, op_id))
+
+    def request_cancel(self, op_id):
+        """Ask the executor of active operation `op_id` to cancel it; False when the
+        operation is no longer active."""
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE operations SET cancel_requested=COALESCE("
+                               "cancel_requested, ?) WHERE id=? AND state IN "
+                               "('queued','running')", (time.time(), op_id))
+            return cur.rowcount == 1
+
+    def cancel_requested(self, op_id):
+        """When a cancel of `op_id` was asked for, or None."""
+        with self.reading() as conn:
+            row = conn.execute("SELECT cancel_requested FROM operations WHERE id=?",
+                               (op_id,)).fetchone()
+        return row["cancel_requested"] if row else None
 
     def operation(self, op_id):
         with self.reading() as conn:
@@ -510,3 +543,23 @@ class Store:
             cur = conn.execute("INSERT OR IGNORE INTO signed_requests(digest, keep_until) "
                                "VALUES (?,?)", (digest, keep_until))
             return cur.rowcount == 1
+
+
+def _earlier_results(stage):
+    """The node records of a stage some of whose nodes a failed run already did."""
+    done = stage.get("done_nodes") or []
+    if not done:
+        return None
+    return json.dumps({n: {"state": "skipped", "error": "done in an earlier run"}
+                       for n in done}, sort_keys=True)
+
+
+def _interrupted_results(raw, now, reason):
+    """A running stage's node records once its executor is gone: what still ran failed."""
+    results = json.loads(raw) if raw else None
+    if not isinstance(results, dict):
+        return raw
+    for result in results.values():
+        if isinstance(result, dict) and result.get("state") == "running":
+            result.update(state="failed", finished_at=now, error=reason)
+    return json.dumps(results, sort_keys=True)

@@ -1,106 +1,23 @@
 """Running an operation (provision, upgrade, reset, remove-node); master/ops/status.py reads
 its record for people.
 
-The executor renders the orchestration from the operation's stages (the plan as data), lets
-Salt run it, and records the outcome: which stage failed, on which node, with the failing
-state's comment. Stage start/finish times are recorded by the orchestration itself, through the
-`operation.stage_*` runners, so `cluster.status` shows a stage as running while it runs. The
-stages that target the controller come last and are done by the executor itself, through the
-callables its caller passes (they need Salt's key store, which this module does not touch).
+The executor turns the operation's stages into per-node tasks (master/ops/lanes.py), has the
+scheduler run them as Salt jobs (master/ops/scheduler.py), and records each stage from the
+jobs it follows: each node's start, end, result and error, the stage's state from its nodes',
+and at the end which stage failed on which node. The stages that target the controller come
+last and are done by the executor itself, through the callables its caller passes (they need
+Salt's key store, which this module does not touch).
 """
 
 import os
 
-from kubesalt.master.ops import plan
-
-ORCHESTRATION = "orch.operation"
-
+from kubesalt.master.ops import lanes, plan
+from kubesalt.master.ops.scheduler import Scheduler
 
 # What a node is while an operation works on it, and what the cluster is meanwhile (None:
 # the cluster's state does not change, e.g. while one node is removed).
 BUSY = {"provision": ("PROVISIONING", "PROVISIONING"), "upgrade": ("UPGRADING", "UPGRADING"),
         "reset": ("RESETTING", "RESETTING"), "remove-node": ("REMOVING", None)}
-
-
-def orchestration_pillar(op):
-    """What the orchestration renders from: the operation's node stages (names and nodes, as
-    recorded) with what the plan says each applies, in parallel or not, for how long, and
-    whether each node is drained around it; `params` go to every node as pillar
-    `kubesalt_op` (e.g. the node a removal takes out). `nodes` are every node the stages
-    target (with the one drained from), which get kubesalt's modules synced first."""
-    by_name = {stage.name: stage for stage in plan.PLANS[op["kind"]]}
-    first_master = next((s["nodes"][0] for s in op["stages"]
-                         if by_name[s["name"]].targets == "first_master" and s["nodes"]), None)
-    stages = [{"name": s["name"], "title": s["title"], "nodes": s["nodes"],
-               "sls": by_name[s["name"]].sls, "parallel": by_name[s["name"]].parallel,
-               "timeout": by_name[s["name"]].timeout, "drain": by_name[s["name"]].drain}
-              for s in op["stages"]
-              if s["state"] != "skipped" and by_name[s["name"]].targets != "controller"]
-    nodes = {n for s in stages for n in s["nodes"]}
-    if first_master and any(s["drain"] and s["nodes"] for s in stages):
-        nodes.add(first_master)
-    return {"kubesalt_operation": {
-        "id": op["id"],
-        "cluster": op["cluster"],
-        "params": op.get("params") or {},
-        "drain_from": first_master,
-        "nodes": sorted(nodes),
-        "stages": stages,
-    }}
-
-
-def _stage_of(state_key):
-    # state keys look like "salt_|-Run stage etcd_|-Run stage etcd_|-state", or with a node
-    # for drained stages: "Run stage upgrade-workers (drain node-1)"
-    parts = state_key.split("_|-")
-    label = parts[1] if len(parts) > 1 else state_key
-    for prefix in ("Run stage ", "Start stage ", "Finish stage "):
-        if label.startswith(prefix):
-            return label[len(prefix):].split(" ", 1)[0]
-    return None
-
-
-def failures(orchestrate_return):
-    """[(stage, node or None, comment)] for every failed step of an orchestrate return."""
-    found = []
-    data = orchestrate_return.get("data", orchestrate_return) if isinstance(
-        orchestrate_return, dict) else {}
-    for master_result in data.values():
-        if not isinstance(master_result, dict):
-            found.append((None, None, str(master_result)))
-            continue
-        for key, result in sorted(master_result.items(),
-                                  key=lambda kv: kv[1].get("__run_num__", 0)
-                                  if isinstance(kv[1], dict) else 0):
-            if not isinstance(result, dict) or result.get("result") is not False:
-                continue
-            stage = _stage_of(key)
-            minions = (result.get("changes") or {}).get("ret") or {}
-            per_node = [(node, _failed_comment(states)) for node, states in sorted(
-                minions.items()) if _failed_comment(states)]
-            if per_node:
-                found.extend((stage, node, comment) for node, comment in per_node)
-            else:
-                found.append((stage, None, result.get("comment", "failed")))
-    return found
-
-
-def _failed_comment(states):
-    if not isinstance(states, dict):
-        return str(states) if states else None
-    for result in sorted((s for s in states.values() if isinstance(s, dict)),
-                         key=lambda s: s.get("__run_num__", 0)):
-        if result.get("result") is False:
-            comment = result.get("comment", "")
-            if isinstance(comment, list):
-                comment = "; ".join(str(c) for c in comment)
-            # a failed cmd.run says only 'Command "..." run': its reason is in its stderr
-            # (commands that handle secrets hide their output, so none is here)
-            stderr = str((result.get("changes") or {}).get("stderr") or "").strip()
-            if stderr:
-                comment = f"{comment}: {stderr.splitlines()[-1][:500]}"
-            return f"{result.get('__id__', '')}: {comment}".strip(": ")
-    return None
 
 
 def mark_ready(store, op):
@@ -117,12 +34,14 @@ def _node_ids(op):
     return sorted({n for s in op["stages"] for n in s["nodes"]})
 
 
-def execute(store, run_orchestration, op_id, prepare=None, controller_stages=None):
-    """Run operation `op_id` to its end. `run_orchestration(mods, pillar)` returns the
-    orchestrate return; `prepare(cluster)` issues what the
-    nodes' pillar needs first (certificates.prepare);
-    `controller_stages` maps the name of each stage the controller does to a callable
-    `(store, op)`, run in plan order once every node stage succeeded (default: `ready`)."""
+def execute(store, salt, op_id, prepare=None, controller_stages=None, masters=(),
+            notify=None):
+    """Run operation `op_id` to its end. `salt` is the scheduler's Salt side
+    (master/verbs/saltjobs.py); `prepare(cluster)` issues what the nodes' pillar needs first
+    (certificates.prepare); `controller_stages` maps the name of each stage the controller
+    does to a callable `(store, op)`, run in plan order once every node stage succeeded
+    (default: `ready`); `masters` are the cluster's master ids; `notify(tag, data)` puts a
+    stage's changes on the event bus."""
     controller_stages = {"ready": mark_ready, **(controller_stages or {})}
     op = store.operation(op_id)
     cluster = op["cluster"]
@@ -133,17 +52,22 @@ def execute(store, run_orchestration, op_id, prepare=None, controller_stages=Non
         store.set_cluster_state(cluster, cluster_state)
     store.set_node_phase(node_ids, node_phase)
     by_name = {s.name: s for s in plan.PLANS[op["kind"]]}
+    failed, cancelled = [], False
     try:
         if prepare is not None:
             prepare(cluster)
-        pillar = orchestration_pillar(op)
-        result = run_orchestration(ORCHESTRATION, pillar) if pillar["kubesalt_operation"][
-            "stages"] else {"retcode": 0}
-        failed = failures(result) if _failed(result) else []
-        if _failed(result) and not failed:
-            failed = [(None, None, "the orchestration failed without a failing step")]
-        for stage in store.operation(op_id)["stages"]:
-            if failed:
+        tasks = lanes.build(op, masters)
+        recorder = StageRecorder(store, op, notify)
+        scheduler = Scheduler(tasks, salt, on_change=recorder.changed,
+                              cancelled=lambda: store.cancel_requested(op_id) is not None)
+        recorder.results = scheduler.results
+        results = scheduler.run()
+        recorder.record_all(final=True)
+        failed = _in_plan_order(op, scheduler.failures())
+        cancelled = any(r["state"] == "cancelled" for r in results.values()) or \
+            store.cancel_requested(op_id) is not None
+        for stage in op["stages"]:
+            if failed or cancelled:
                 break
             if stage["state"] == "skipped" or by_name[stage["name"]].targets != "controller":
                 continue
@@ -157,12 +81,19 @@ def execute(store, run_orchestration, op_id, prepare=None, controller_stages=Non
     except Exception as exc:  # noqa: BLE001 - any failure must end in the record
         failed = [(None, None, f"{type(exc).__name__}: {exc}")]
     op = store.operation(op_id)
-    if failed:
-        stage, node, comment = _first_failure(op, failed)
-        store.stage_finished(op_id, stage, False, error=comment,
-                             node_results={node: comment} if node else None)
+    if failed or cancelled:
+        if failed:
+            stage, node, comment = _first_failure(op, failed)
+            state = "failed"
+        else:
+            stage, node, comment = _first_cancelled(op), None, CANCELLED
+            state = "cancelled"
+        if stage and not any(s["name"] == stage and s["state"] in ("failed", "cancelled")
+                             for s in op["stages"]):
+            store.stage_finished(op_id, stage, False, error=comment,
+                                 node_results=_with_node(op, stage, node, comment))
         store.finish_operation(op_id, False, error=comment, failed_stage=stage,
-                               failed_node=node)
+                               failed_node=node, state=state)
         store.set_node_phase(node_ids, "FAILED")
         if cluster_state:
             store.set_cluster_state(cluster, "FAILED")
@@ -171,10 +102,93 @@ def execute(store, run_orchestration, op_id, prepare=None, controller_stages=Non
     return store.operation(op_id)
 
 
-def _failed(result):
-    if not isinstance(result, dict):
-        return True
-    return bool(result.get("retcode")) or result.get("success") is False
+CANCELLED = "cancelled by the operator; run the same command again to resume"
+
+
+class StageRecorder:
+    """Writes a stage's record whenever one of its nodes starts or ends: each node's own
+    start, end, state and error (`node_results`), and the stage's state from its nodes'."""
+
+    def __init__(self, store, op, notify=None):
+        self.store, self.op, self.notify = store, op, notify
+        self.results = {}
+        self.shown = {}
+
+    def changed(self, stage_name):
+        self._record(self._stage(stage_name), final=False)
+
+    def record_all(self, final):
+        for stage in self.op["stages"]:
+            if stage["state"] != "skipped" and stage["nodes"]:
+                self._record(stage, final)
+
+    def _stage(self, name):
+        return next(s for s in self.op["stages"] if s["name"] == name)
+
+    def _record(self, stage, final):
+        node_results = dict(stage.get("node_results") or {})
+        for node in stage["nodes"]:
+            result = self.results.get((stage["name"], node))
+            if result is not None and (result["state"] != "pending" or node not in
+                                       node_results):
+                node_results[node] = dict(result)
+        state, started, finished, error = summarise(stage["nodes"], node_results, final)
+        self.store.record_stage(self.op["id"], stage["name"], state, started, finished, error,
+                                node_results)
+        if self.notify and self.shown.get(stage["name"]) != state:
+            self.shown[stage["name"]] = state
+            self.notify(f"kubesalt/operation/{self.op['id']}/stage/{stage['name']}/{state}",
+                        {"stage": stage["name"], "state": state})
+
+
+def summarise(nodes, node_results, final):
+    """(state, started_at, finished_at, error) of a stage from its nodes' records. A stage
+    some of whose nodes are done while others wait is running; once the operation ended,
+    pending (what did not finish runs again on a rerun)."""
+    states = [(node_results.get(n) or {}).get("state", "pending") for n in nodes]
+    started = [r["started_at"] for r in node_results.values()
+               if isinstance(r, dict) and r.get("started_at")]
+    finished = [r["finished_at"] for r in node_results.values()
+                if isinstance(r, dict) and r.get("finished_at")]
+    error = next((node_results[n].get("error") for n, st in zip(nodes, states, strict=True)
+                  if st in ("failed", "cancelled")), None)
+    if "running" in states:
+        state = "running"
+    elif "failed" in states:
+        state = "failed"
+    elif "cancelled" in states:
+        state = "cancelled"
+    elif all(st in ("done", "skipped") for st in states):
+        state = "done"
+    elif any(st in ("done", "skipped") for st in states) and not final:
+        state = "running"
+    else:
+        state = "pending"
+    ended = state in ("done", "failed", "cancelled")
+    return (state, min(started) if started else None,
+            max(finished) if ended and finished else None, error)
+
+
+def _with_node(op, stage, node, comment):
+    if not node:
+        return None
+    record = next((s for s in op["stages"] if s["name"] == stage), {})
+    results = dict(record.get("node_results") or {})
+    results[node] = {"state": "failed", "error": comment}
+    return results
+
+
+def _in_plan_order(op, failures):
+    order = {s["name"]: i for i, s in enumerate(op["stages"])}
+    node_order = {n: i for s in op["stages"] for i, n in enumerate(s["nodes"])}
+    return sorted(failures, key=lambda f: (order.get(f[0], len(order)),
+                                           node_order.get(f[1], 0)))
+
+
+def _first_cancelled(op):
+    return next((s["name"] for s in op["stages"] if s["state"] == "cancelled"),
+                next((s["name"] for s in op["stages"] if s["state"] in ("pending", "running")),
+                     op["stages"][-1]["name"]))
 
 
 def _first_failure(op, failed):

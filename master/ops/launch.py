@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kubesalt.master.ops import plan
 from kubesalt.master.processes import process_alive
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import AlreadyExists
@@ -40,8 +41,29 @@ def spawn_executor(layout, conf_dir, op_id):
 
 
 def last_failed(store, cluster, kind):
-    """The cluster's last operation when it is a failed `kind`: a rerun resumes it."""
+    """The cluster's last operation when it is a failed or cancelled `kind`: a rerun resumes
+    it."""
     history = store.operations(cluster)
-    if history and history[-1]["kind"] == kind and history[-1]["state"] == "failed":
+    if history and history[-1]["kind"] == kind and history[-1]["state"] in ENDED_UNFINISHED:
         return history[-1]
     return None
+
+
+ENDED_UNFINISHED = ("failed", "cancelled")
+
+
+def earlier_work(op):
+    """{stage name: node ids} an operation finished, counting what it skipped as done by the
+    run before it: the rerun of a failed operation skips exactly that."""
+    done = {}
+    for stage in op["stages"]:
+        if stage["state"] == "done" or (stage["state"] == "skipped"
+                                        and stage["error"] == plan.EARLIER):
+            done[stage["name"]] = list(stage["nodes"])
+            continue
+        results = stage.get("node_results") or {}
+        finished = [node for node, result in results.items()
+                    if isinstance(result, dict) and result.get("state") in ("done", "skipped")]
+        if finished:
+            done[stage["name"]] = finished
+    return done

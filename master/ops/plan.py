@@ -1,10 +1,16 @@
 """The plans of kubesalt's operations: each an ordered list of stages, in the spirit of
 kubeadm's phases. Provisioning, upgrade, reset and node removal each have one.
 
-The orchestration SLS (states/orch/operation.sls) is rendered from these lists, and
-`cluster.status` shows the same names, so what runs and what is shown cannot drift apart.
-Targets are node selections resolved against the cluster's configured nodes; stages that
-target `controller` are done by the operation's executor itself, after the node stages.
+The operation's executor (master/ops/executor.py) runs these lists, and `cluster.status` shows
+the same names, so what runs and what is shown cannot drift apart. Targets are node selections
+resolved against the cluster's configured nodes; stages that target `controller` are done by
+the executor itself, after the node stages.
+
+A stage runs on each of its nodes as soon as what it comes `after` is done (master/ops/
+lanes.py turns this into per-node work): `"os/node"` waits for the same node's `os` only, so
+every node goes through its host stages at its own pace; `"consul/masters"` waits for `consul`
+on every master; `"etcd"` for `etcd` on all of its nodes. A stage without `after` waits for the
+whole stage before it in the plan, the strict order every plan had before lanes.
 """
 
 import dataclasses
@@ -24,28 +30,48 @@ class Stage:
     # Each target node, one at a time, is drained (from the first master) before the SLS
     # and uncordoned after it, as kubeadm's upgrade procedure does.
     drain: bool = False
+    # What must be done before this stage starts on a node: "stage" (all of it),
+    # "stage/node" (the same node's), "stage/masters" (every master's). None: the whole
+    # stage before it in the plan.
+    after: tuple = None
 
 
 STAGES = (
-    Stage("prechecks", "Check every node is ready", "all", "kubesalt.prechecks", timeout=120),
-    Stage("os", "Prepare the operating system", "all", "kubesalt.os", timeout=300),
-    Stage("binaries", "Install Kubernetes binaries", "all", "kubesalt.binaries"),
-    Stage("containerd", "Install containerd", "all", "kubesalt.containerd"),
-    Stage("consul", "Start consul", "all", "kubesalt.consul"),
-    Stage("etcd", "Start etcd on the masters", "masters", "kubesalt.etcd"),
+    Stage("prechecks", "Check every node is ready", "all", "kubesalt.prechecks", timeout=120,
+          after=()),
+    Stage("os", "Prepare the operating system", "all", "kubesalt.os", timeout=300,
+          after=("prechecks/node",)),
+    Stage("binaries", "Install Kubernetes binaries", "all", "kubesalt.binaries",
+          after=("os/node",)),
+    Stage("containerd", "Install containerd", "all", "kubesalt.containerd",
+          after=("binaries/node",)),
+    # consul servers (the masters) elect a leader only with a quorum of them, and every agent
+    # waits for that leader: the masters start consul together.
+    Stage("consul", "Start consul", "all", "kubesalt.consul",
+          after=("containerd/node", "containerd/masters")),
+    # etcd's members wait for each other's health under one timeout: they start together.
+    Stage("etcd", "Start etcd on the masters", "masters", "kubesalt.etcd",
+          after=("consul/masters",)),
     Stage("control-plane-init", "Initialise the control plane", "first_master",
-          "kubesalt.kubeadm.init"),
+          "kubesalt.kubeadm.init", after=("etcd",)),
     Stage("control-plane-join", "Join the other masters", "other_masters",
-          "kubesalt.kubeadm.join_control_plane", parallel=False),
-    Stage("worker-join", "Join the workers", "workers", "kubesalt.kubeadm.join_worker"),
-    Stage("cni", "Install the CNI", "first_master", "kubesalt.cni"),
-    Stage("taints", "Taint or untaint the masters", "first_master", "kubesalt.taints"),
+          "kubesalt.kubeadm.join_control_plane", parallel=False,
+          after=("control-plane-init",)),
+    # a worker joins as soon as the control plane answers, not after the other masters
+    Stage("worker-join", "Join the workers", "workers", "kubesalt.kubeadm.join_worker",
+          after=("consul/node", "control-plane-init")),
+    Stage("cni", "Install the CNI", "first_master", "kubesalt.cni",
+          after=("control-plane-init",)),
+    Stage("taints", "Taint or untaint the masters", "first_master", "kubesalt.taints",
+          after=("control-plane-init", "control-plane-join")),
     Stage("cert-manager", "Install cert-manager", "first_master",
-          "kubesalt.addons.cert_manager"),
+          "kubesalt.addons.cert_manager", after=("cni",)),
     Stage("storage", "Install rook-ceph storage", "first_master", "kubesalt.addons.rook_ceph",
-          timeout=900, when="storage"),
+          timeout=900, when="storage",
+          after=("cert-manager", "control-plane-join", "worker-join")),
     Stage("wait-for-pods", "Wait for every pod to be ready", "first_master",
-          "kubesalt.wait_pods", timeout=900),
+          "kubesalt.wait_pods", timeout=900,
+          after=("taints", "cert-manager", "storage", "control-plane-join", "worker-join")),
     Stage("ready", "Mark the cluster READY", "controller"),
 )
 
@@ -128,22 +154,24 @@ RUN_WHEN_ADDING = ("wait-for-pods", "ready")
 PER_NODE_TARGETS = ("all", "workers", "storage")
 
 
-def resolve(spec, nodes, resume_from=None, only=None, kind="provision", removed=None):
-    """The stages of one operation as data the orchestration renders: each with its target
-    node ids; stages with nothing to target or not wanted by the blueprint are marked
-    skipped. `resume_from` skips (as already done) every stage before it. `only` (node ids)
-    provisions just those nodes into an existing cluster. `removed` is the node record a
-    removal takes out; `nodes` are then the ones that stay."""
+EARLIER = "done in an earlier run"
+
+
+def resolve(spec, nodes, earlier=None, only=None, kind="provision", removed=None):
+    """The stages of one operation as data the executor runs: each with its target node ids;
+    stages with nothing to target or not wanted by the blueprint are marked skipped.
+    `earlier` ({stage name: node ids}, launch.earlier_work) is what a failed run finished: a
+    stage done on all its nodes is skipped, one done on some lists them in `done_nodes`, which
+    the executor does not run again. `only` (node ids) provisions just those nodes into an
+    existing cluster. `removed` is the node record a removal takes out; `nodes` are then the
+    ones that stay."""
     plan = []
-    # A stage name this plan no longer has (a failed run recorded before an upgrade of the
-    # controller) resumes from the start: every stage is idempotent, skipping them all is not.
-    resuming = resume_from in {s.name for s in PLANS[kind]}
+    earlier = earlier or {}
     for stage in PLANS[kind]:
-        if resuming and stage.name == resume_from:
-            resuming = False
         targets = select(nodes, stage.targets, removed["id"] if removed else None)
         if only is not None and stage.targets in PER_NODE_TARGETS:
             targets = [t for t in targets if t in only]
+        done = [t for t in targets if t in set(earlier.get(stage.name, ()))]
         skip = ""
         if stage.when == "storage" and spec.storage == "none":
             skip = "the blueprint has no storage"
@@ -154,7 +182,8 @@ def resolve(spec, nodes, resume_from=None, only=None, kind="provision", removed=
             skip = "the cluster has it already"
         elif stage.sls and not targets:
             skip = "no node has this role"
-        elif resuming:
-            skip = "done in an earlier run"
-        plan.append({**dataclasses.asdict(stage), "nodes": targets, "skip": skip})
+        elif stage.name in earlier and len(done) == len(targets):
+            skip = EARLIER
+        plan.append({**dataclasses.asdict(stage), "nodes": targets, "skip": skip,
+                     "done_nodes": [] if skip else done})
     return plan

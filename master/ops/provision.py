@@ -99,10 +99,11 @@ def validate(spec, nodes, grains_of, new_only=False, controller_addresses=()):
     return context.join_order(configured)
 
 
-def resume_point(store, cluster):
-    """The failed stage of the last operation, when it failed; provisioning resumes there."""
+def earlier_work(store, cluster):
+    """What the last provisioning finished, when it failed or was cancelled: a rerun resumes
+    with the rest (launch.earlier_work)."""
     failed = launch.last_failed(store, cluster, "provision")
-    return failed["failed_stage"] if failed else None
+    return launch.earlier_work(failed) if failed else None
 
 
 # A failed operation of these kinds is finished by its own verb before provisioning again.
@@ -137,7 +138,7 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_ad
         if not only:
             raise Refused([{"field": "nodes", "message": "the cluster is READY and has "
                                                                "no new configured node to add"}])
-    resume = None if adding else resume_point(store, cluster)
+    earlier = None if adding else earlier_work(store, cluster)
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
-                          resume_from=resume, only=only)
+                          earlier=earlier, only=only)
     return launch.start(store, layout, conf_dir, cluster, "provision", stages, spawn=spawn)

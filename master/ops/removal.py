@@ -55,7 +55,8 @@ def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True)
     record, views = context.cluster_and_nodes(store, layout, cluster)
     spec = record.spec
     failed = launch.last_failed(store, cluster, "remove-node")
-    resume = failed["failed_stage"] if failed and failed["params"]["node"] == node_id else None
+    earlier = launch.earlier_work(failed) if failed and failed["params"]["node"] == node_id \
+        else None
     node = check(spec, views, node_id)
     if node["status"] not in ("APPROVED", *nodes_mod.PHASES):
         forget([node_id])
@@ -63,7 +64,7 @@ def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True)
         return None
     stays = context.join_order(n for n in context.members(views) if n["id"] != node_id)
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in stays],
-                          resume_from=resume, kind="remove-node",
+                          earlier=earlier, kind="remove-node",
                           removed={"id": node_id, "config": node["config"]})
     for stage in stages:
         if stage["skip"]:

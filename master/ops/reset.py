@@ -28,15 +28,15 @@ def start(store, layout, cluster, conf_dir, confirm=False, spawn=True):
                                      f"cluster.reset {cluster} confirm=True")
     failed = launch.last_failed(store, cluster, "reset")
     if failed:
-        params, resume = failed["params"], failed["failed_stage"]
+        params, earlier = failed["params"], launch.earlier_work(failed)
     else:
         # Only nodes whose key is accepted run states; the others are forgotten at the end.
         params = {"nodes": sorted(n["id"] for n in views),
                   "unreachable": sorted(n["id"] for n in views if not _accepted(n))}
-        resume = None
+        earlier = None
     reachable = [{"id": n["id"], "config": n["config"]} for n in views
                  if n["id"] in params["nodes"] and _accepted(n)]
-    stages = plan.resolve(spec, reachable, resume_from=resume, kind="reset")
+    stages = plan.resolve(spec, reachable, earlier=earlier, kind="reset")
     return launch.start(store, layout, conf_dir, cluster, "reset", stages, params=params,
                         spawn=spawn)
 

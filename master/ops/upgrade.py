@@ -72,10 +72,10 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
     record, views = context.cluster_and_nodes(store, layout, cluster)
     spec = record.spec
     failed = launch.last_failed(store, cluster, "upgrade")
-    resume = None
+    earlier = None
     if failed and (k8s_version in (None, "") or matrix.resolve_k8s_version(k8s_version)
                    == failed["params"]["to"]):
-        params, resume = failed["params"], failed["failed_stage"]
+        params, earlier = failed["params"], launch.earlier_work(failed)
     elif record.state != "READY":
         raise Refused.one("name", f"{cluster} is {record.state}; only a READY cluster is "
                                   "upgraded (cluster.status shows why)")
@@ -89,7 +89,7 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
                                        f"{artifacts.sync_command(params['to'])}")
     ordered = context.join_order(context.members(views))
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
-                          resume_from=resume, kind="upgrade")
+                          earlier=earlier, kind="upgrade")
     op = launch.start(store, layout, conf_dir, cluster, "upgrade", stages, params=params,
                       spawn=False)
     # only once the operation holds the cluster: a refused start changes nothing

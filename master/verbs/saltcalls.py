@@ -5,8 +5,8 @@ event), so nothing here depends on the loader's dunders.
 Salt's wheel client and minions answer a failure as data or as the text of a traceback; they
 do not raise. So what Salt answered is checked before the caller reports success: a key change
 that did not happen raises support.SaltCallFailed naming the key store's answer, and a probe
-whose node did not sync or refresh says so in its answer. (The orchestration's return is the
-executor's to read: it records the failing stage.)
+whose node did not sync or refresh says so in its answer. (An operation's jobs are the
+executor's to follow: master/verbs/saltjobs.py.)
 """
 
 import time
@@ -204,15 +204,3 @@ def log_answer(answer):
     if answer is None or isinstance(answer, dict):
         return answer
     return {"error": answer_text(answer)}
-
-
-def orchestrator(opts):
-    """The executor's `run_orchestration(mods, pillar)`: state.orchestrate on this master,
-    returning the orchestrate return."""
-    runner = salt.runner.RunnerClient(opts)
-
-    def run_orchestration(mods, pillar):
-        return runner.cmd("state.orchestrate", [mods], kwarg={"pillar": pillar},
-                          full_return=False, print_event=False)
-
-    return run_orchestration

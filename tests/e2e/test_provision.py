@@ -94,7 +94,7 @@ def operate(controller, cluster, verb, *args, timeout=1500):
         status = controller.run_ok("cluster.status", cluster)
         op = status["operation"]
         return status if op["operation"] == started["operation"] and \
-            op["state"] in ("done", "failed") else None
+            op["state"] in ("done", "failed", "cancelled") else None
 
     return wait_for(ended, timeout, f"{cluster}'s {verb} to end", interval=3)
 
@@ -306,10 +306,21 @@ def test_dedicated_multi_loses_a_master_and_resets(
                  dedicated_master=True, blueprint="minimal", cni="cilium")
     configure(ctl, ids, ["master", "master", "master", "worker"])
     masters = sorted(ids[:3])
+    worker = lab.nodes[3]
+    a_failed_worker_join_leaves_the_masters_lane_finished(ctl, worker, ids[3])
+    worker.run(["rm", "-f", f"{MARKERS}/fail-kubeadm-join"], check=True)
     status = provision(ctl, "multi")
     assert status["state"] == "READY", status
     stages = {s["stage"]: s for s in status["operation"]["stages"]}
+    # the rerun ran only what had not finished: the worker's join, then the last checks
+    ran = {name for name, stage in stages.items() if stage["state"] == "done"}
+    assert ran == {"worker-join", "wait-for-pods", "ready"}, stages
+    assert stages["worker-join"]["per_node"][ids[3]]["state"] == "done"
     assert stages["control-plane-join"]["nodes"] == masters[1:]
+    # every stage is idempotent: applying them again changes nothing
+    assert changed_states(ctl, ids, "kubesalt.os,kubesalt.binaries,kubesalt.containerd,"
+                          "kubesalt.consul") == {}
+    assert changed_states(ctl, masters, "kubesalt.etcd") == {}
     first = lab.nodes[ids.index(masters[0])]
     nodes = {n["metadata"]["name"]: n for n in kubectl(first, "get", "nodes")["items"]}
     assert len(nodes) == 4
@@ -328,6 +339,24 @@ def test_dedicated_multi_loses_a_master_and_resets(
 
     remove_a_master_but_not_two(ctl, lab, ids, masters, first)
     reset_then_enroll_and_provision_again(ctl, lab, ids, tmp_path)
+
+
+def a_failed_worker_join_leaves_the_masters_lane_finished(ctl, worker, worker_id):
+    worker.write(f"{MARKERS}/fail-kubeadm-join", "")
+    status = provision(ctl, "multi")
+    op = status["operation"]
+    assert (status["state"], op["failed_stage"], op["failed_node"]) == \
+        ("FAILED", "worker-join", worker_id), op
+    stages = {s["stage"]: s for s in op["stages"]}
+    assert stages["worker-join"]["per_node"][worker_id]["state"] == "failed"
+    assert "join" in op["error"], op["error"]
+    # the masters went on without the worker: joined, CNI, taints, cert-manager
+    for name in ("control-plane-join", "cni", "taints", "cert-manager"):
+        assert stages[name]["state"] == "done", stages[name]
+    # a worker joins as soon as the control plane is up, not after every master joined
+    assert stages["worker-join"]["started"] <= stages["control-plane-join"]["per_node"][
+        max(stages["control-plane-join"]["nodes"])]["started"], stages
+    assert stages["wait-for-pods"]["state"] == "pending", "it needs every node"
 
 
 def remove_a_master_but_not_two(ctl, lab, ids, masters, first):

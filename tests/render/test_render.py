@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubesalt.master.ops import executor as operations
+from kubesalt.master.ops import lanes
 from kubesalt.master.ops import plan
 from tests.specs import cluster_spec
 
@@ -397,7 +397,9 @@ def test_agent_removal_removes_only_kubesalts_agent_after_the_run(records):
 
 
 @pytest.mark.parametrize("kind", sorted(plan.PLANS))
-def test_orchestration_renders_each_plan_as_one_chain(renderer, kind):
+def test_every_job_of_each_plan_applies_an_sls_the_matrix_renders_on_its_node(records, kind):
+    """What the executor sends (master/ops/lanes.py) is what this matrix compiles: each task's
+    SLS rendered without errors for the role of the node it goes to."""
     nodes = [{"id": i, "config": {"roles": r}}
              for i, r, _ in matrix.nodes_of("dedicated-multi-master")]
     removed = nodes[-1] if kind == "remove-node" else None
@@ -405,26 +407,11 @@ def test_orchestration_renders_each_plan_as_one_chain(renderer, kind):
                           kind=kind, removed=removed)
     op = {"id": "op-1", "cluster": "edge1", "kind": kind, "params": {"node": "node-s0"},
           "stages": [dict(s, state="skipped" if s["skip"] else "pending") for s in stages]}
-    conf = _first(type="dedicated-multi-master", role="first master")
-    high, errors = renderer.render("orch.operation", conf["grains"],
-                                   operations.orchestration_pillar(op))
-    assert not errors, errors
-    states = flatten(high)
-    assert not broken_requisites(states)
-    node_stages = [s["name"] for s in stages if not s["skip"] and s["targets"] != "controller"]
-    started = [sid.removeprefix("Start stage ") for sid in states
-               if sid.startswith("Start stage ")]
-    assert sorted(started) == sorted(node_stages)
-    ran = {operations._stage_of(f"salt_|-{sid}_|-{sid}_|-state") for sid in states
-           if sid.startswith("Run stage ")}
-    assert ran == set(node_stages)
-    # each step requires the one before: one chain from the first stage's start
-    required = {next(iter(r.values())) for s in states.values()
-                for r in s["args"].get("require", [])}
-    assert [sid for sid in states if sid not in required] == [f"Finish stage {node_stages[-1]}"]
-    for stage in stages:
-        if stage["drain"] and not stage["skip"]:
-            for node in stage["nodes"]:
-                drain = states[f"Run stage {stage['name']} (drain {node})"]["args"]
-                assert drain["tgt"] == "node-m0" and drain["sls"] == "kubesalt.kubeadm.drain"
-                assert drain["pillar"]["kubesalt_op"]["node"] == node
+    masters = [n["id"] for n in nodes if "master" in n["config"]["roles"]]
+    tasks = lanes.build(op, masters)
+    node_stages = {s["name"] for s in stages if not s["skip"] and s["targets"] != "controller"}
+    assert {stage for stage, _ in tasks} == node_stages
+    for task in tasks.values():
+        for step in task.steps:
+            rendered = pick(records, step.sls, type="dedicated-multi-master", node=step.node)
+            assert all(not r["errors"] for r in rendered), where(rendered[0])

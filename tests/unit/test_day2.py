@@ -6,7 +6,7 @@ import pytest
 from kubesalt.master.inventory import clusters
 from kubesalt.master import layout as layout_mod
 from kubesalt.master.inventory import matrix as matrix_mod
-from kubesalt.master.ops import executor as operations
+from kubesalt.master.ops import executor, lanes
 from kubesalt.master.ops import plan
 from kubesalt.master.ops import removal
 from kubesalt.master.ops import reset
@@ -14,6 +14,7 @@ from kubesalt.master.ops import upgrade
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import Store
 from tests.specs import cluster_spec
+from tests.unit.fake_salt import FakeSalt, failed_state
 
 MATRIX = matrix_mod.default()
 SPEC = cluster_spec()
@@ -92,16 +93,21 @@ def test_upgrade_plan_follows_kubeadm_order():
                for s in ("upgrade-first-master", "upgrade-other-masters", "upgrade-workers"))
 
 
-def test_orchestration_pillar_of_an_upgrade_drains_from_the_first_master(tmp_path):
+def test_an_upgrade_read_back_from_the_store_drains_from_the_first_master(tmp_path):
     store = Store(tmp_path)
     store.create_cluster("c", {})
     nodes = [{"id": n["id"], "config": n["config"]} for n in HA]
     store.create_operation("op-u", "c", "upgrade", plan.resolve(SPEC, nodes, kind="upgrade"),
                            lambda pid: True, params={"from": "1.29.14", "to": "1.30.10"})
-    pillar = operations.orchestration_pillar(store.operation("op-u"))["kubesalt_operation"]
-    assert pillar["drain_from"] == "m1"
-    assert pillar["params"] == {"from": "1.29.14", "to": "1.30.10"}
-    assert "ready" not in [s["name"] for s in pillar["stages"]], "the controller's own stage"
+    tasks = lanes.build(store.operation("op-u"), ["m1", "m2", "m3"])
+    assert lanes.first_master(store.operation("op-u")) == "m1"
+    drain, upgrade, uncordon = tasks[("upgrade-workers", "w1")].steps
+    assert (drain.node, drain.sls, uncordon.node, uncordon.sls) == \
+        ("m1", lanes.DRAIN_SLS, "m1", lanes.UNCORDON_SLS)
+    assert upgrade == lanes.Step("w1", "kubesalt.upgrade",
+                                 {"from": "1.29.14", "to": "1.30.10", "node": "w1"})
+    assert tasks[("upgrade-other-masters", "m3")].needs >= {("upgrade-other-masters", "m2")}
+    assert "ready" not in {stage for stage, _ in tasks}, "the controller's own stage"
 
 
 def cluster_with_nodes(tmp_path, reset_enabled):
@@ -135,8 +141,8 @@ def test_reset_forgets_nodes_revokes_installers_and_keeps_the_cluster(tmp_path):
     def forget(store_, op):
         reset.forget_nodes(store_, op, layout, deleted.extend)
 
-    result = operations.execute(store, lambda mods, pillar: {"retcode": 0}, "op-r",
-                                controller_stages={"forget-nodes": forget})
+    result = executor.execute(store, FakeSalt([]), "op-r",
+                              controller_stages={"forget-nodes": forget})
     assert result["state"] == "done", result
     assert deleted == ["n1"] and store.list_nodes("c") == []
     assert store.valid_installer_serials("c") == set()
@@ -152,8 +158,8 @@ def test_a_failing_controller_stage_fails_the_operation_there(tmp_path):
     def broken(store_, op):
         raise OSError("key store unreadable")
 
-    result = operations.execute(store, lambda mods, pillar: {"retcode": 0}, "op-r",
-                                controller_stages={"forget-nodes": broken})
+    result = executor.execute(store, FakeSalt([]), "op-r",
+                              controller_stages={"forget-nodes": broken})
     assert (result["state"], result["failed_stage"]) == ("failed", "forget-nodes")
     assert "key store unreadable" in result["error"]
     assert store.get_cluster("c")["state"] == "FAILED"
@@ -166,10 +172,12 @@ def test_a_removal_marks_only_the_removed_node(tmp_path):
     store.create_operation("op-x", "c", "remove-node", plan.resolve(
         SPEC, stays, kind="remove-node", removed={"id": "n2", "config": {"roles": ["worker"]}}),
         lambda pid: True, params={"node": "n2", "drain": True})
-    failing = {"retcode": 1, "data": {"m": {"salt_|-Run stage drain_|-x_|-state": {
-        "result": False, "comment": "drain failed", "changes": {}}}}}
-    result = operations.execute(store, lambda mods, pillar: failing, "op-x")
-    assert result["failed_stage"] == "drain"
+    salt = FakeSalt(["n1", "n2"], lambda node, fun, arg: {
+        "return": failed_state("drain failed"), "retcode": 2} if fun == "state.sls" else
+        {"return": {}, "retcode": 0})
+    result = executor.execute(store, salt, "op-x")
+    assert (result["failed_stage"], result["failed_node"]) == ("drain", "n1")
+    assert result["error"] == "broken: drain failed"
     phases = {n["id"]: n["phase"] for n in store.list_nodes("c")}
     assert phases == {"n1": None, "n2": "FAILED"}
     assert store.get_cluster("c")["state"] == "CREATED", "a removal leaves the cluster's state"

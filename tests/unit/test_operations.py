@@ -1,57 +1,10 @@
 import pytest
 
 from kubesalt.master.ops import executor as operations
-from kubesalt.master.ops import plan
+from kubesalt.master.ops import launch, plan, scheduler
 from kubesalt.master.inventory.store import AlreadyExists, Store
 from tests.specs import cluster_spec
-
-FAILED_RETURN = {
-    "retcode": 1,
-    "data": {"ctl_master": {
-        "salt_|-Start stage etcd_|-operation.stage_started_|-runner": {
-            "result": True, "__run_num__": 0, "changes": {}},
-        "salt_|-Run stage etcd_|-Run stage etcd_|-state": {
-            "result": False, "__run_num__": 1, "comment": "Run failed on minions: m2",
-            "changes": {"ret": {
-                "m1": {"file_|-etcd config_|-/etc/etcd.conf_|-managed": {
-                    "result": True, "__run_num__": 0, "__id__": "etcd config"}},
-                "m2": {"cmd_|-Start etcd_|-systemctl start_|-run": {
-                    "result": False, "__run_num__": 3, "__id__": "Start etcd",
-                    "comment": "Command failed: exit 1"}}}}},
-        "salt_|-Finish stage etcd_|-operation.stage_finished_|-runner": {
-            "result": False, "__run_num__": 2, "comment": "One or more requisite failed"},
-    }},
-}
-
-
-def test_failures_name_stage_node_and_comment():
-    found = operations.failures(FAILED_RETURN)
-    assert ("etcd", "m2", "Start etcd: Command failed: exit 1") in found
-
-
-def test_orchestration_pillar_leaves_out_skipped_stages():
-    op = {"id": "op-1", "cluster": "c", "kind": "provision", "stages": [
-        {"name": "prechecks", "title": "t", "nodes": ["a"], "state": "skipped"},
-        {"name": "etcd", "title": "t", "nodes": ["a"], "state": "pending"}]}
-    stages = operations.orchestration_pillar(op)["kubesalt_operation"]["stages"]
-    assert [s["name"] for s in stages] == ["etcd"]
-
-
-def test_orchestration_pillar_from_a_stored_operation_applies_each_stage_sls(tmp_path):
-    """The store records stage names and nodes only; what each stage applies comes from the
-    plan, so an operation read back from the store still runs its states."""
-    store = Store(tmp_path)
-    store.create_cluster("c", {})
-    nodes = [{"id": "m1", "config": {"roles": ["master", "worker"]}}]
-    store.create_operation("op-2", "c", "provision",
-                           plan.resolve(cluster_spec(storage="none"), nodes), lambda pid: True)
-    stages = operations.orchestration_pillar(store.operation("op-2"))["kubesalt_operation"][
-        "stages"]
-    by_name = {s["name"]: s for s in stages}
-    assert by_name["etcd"]["sls"] == "kubesalt.etcd"
-    assert all(s["sls"] for s in stages if s["name"] != "ready")
-    assert by_name["etcd"]["nodes"] == ["m1"]
-
+from tests.unit.fake_salt import OK, FakeSalt, failed_state
 
 def make_store(tmp_path):
     store = Store(tmp_path)
@@ -62,38 +15,72 @@ def make_store(tmp_path):
     return store
 
 
-def run(store, orchestration):
-    def orchestrate(mods, pillar):
-        store.stage_started("op-1", "etcd")  # what the orchestration's first step records
-        return orchestration(mods, pillar)
-    return operations.execute(store, orchestrate, "op-1")
+def answer_with(failing=None, error="Command failed: exit 1"):
+    def answer(node, fun, arg):
+        if node == failing and fun == "state.sls":
+            return {"return": failed_state(error), "retcode": 2}
+        return {"return": OK if fun == "state.sls" else {}, "retcode": 0}
+    return answer
 
 
-def test_execute_records_failure(tmp_path):
+def test_execute_records_failure_with_its_node_and_each_nodes_result(tmp_path):
     store = make_store(tmp_path)
-    result = run(store, lambda mods, pillar: FAILED_RETURN)
+    result = operations.execute(store, FakeSalt(["m1", "m2"], answer_with("m2")), "op-1",
+                                masters=["m1", "m2"])
     assert (result["state"], result["failed_stage"], result["failed_node"]) == \
         ("failed", "etcd", "m2")
-    assert result["stages"][0]["state"] == "failed"
-    assert "Command failed" in result["stages"][0]["error"]
+    etcd = result["stages"][0]
+    assert etcd["state"] == "failed" and etcd["error"] == "broken: Command failed: exit 1"
+    assert etcd["node_results"]["m1"]["state"] == "done"
+    assert etcd["node_results"]["m2"]["state"] == "failed"
+    assert etcd["started_at"] and etcd["finished_at"]
     assert store.get_cluster("c")["state"] == "FAILED"
 
 
-def test_execute_records_crash_of_orchestration(tmp_path):
+def test_execute_records_a_crash_at_the_stage_it_reached(tmp_path):
     store = make_store(tmp_path)
 
-    def boom(mods, pillar):
-        raise RuntimeError("master went away")
+    class Broken(FakeSalt):
+        def events(self, wait):
+            raise RuntimeError("master went away")
 
-    result = run(store, boom)
+    result = operations.execute(store, Broken(["m1", "m2"]), "op-1")
     assert result["failed_stage"] == "etcd" and "master went away" in result["error"]
+    assert result["stages"][0]["state"] == "failed"
 
 
-def test_execute_success_marks_ready(tmp_path):
+def test_execute_success_marks_ready_and_fires_each_stage_change(tmp_path):
     store = make_store(tmp_path)
-    result = run(store, lambda mods, pillar: {"retcode": 0, "data": {}})
+    fired = []
+    result = operations.execute(store, FakeSalt(["m1", "m2"]), "op-1",
+                                notify=lambda tag, data: fired.append(tag))
     assert result["state"] == "done" and store.get_cluster("c")["state"] == "READY"
-    assert [s["state"] for s in result["stages"]] == ["running", "done"]
+    assert [s["state"] for s in result["stages"]] == ["done", "done"]
+    assert fired == ["kubesalt/operation/op-1/stage/etcd/running",
+                     "kubesalt/operation/op-1/stage/etcd/done"]
+
+
+def test_a_cancel_asked_for_ends_the_operation_cancelled_and_resumable(tmp_path):
+    store = make_store(tmp_path)
+    salt = FakeSalt(["m1", "m2"], answer=lambda node, fun, arg: None if fun == "state.sls"
+                    and node == "m2" else {"return": OK if fun == "state.sls" else {},
+                                           "retcode": 0})
+    original = salt.events
+
+    def events(wait):
+        if salt.running:
+            assert store.request_cancel("op-1")
+        return original(wait)
+
+    salt.events = events
+    result = operations.execute(store, salt, "op-1")
+    assert (result["state"], result["failed_stage"]) == ("cancelled", "etcd")
+    assert result["stages"][0]["node_results"]["m1"]["state"] == "done"
+    assert result["stages"][0]["node_results"]["m2"]["state"] == "cancelled"
+    assert salt.killed and salt.killed[0][0] == "m2"
+    assert not store.request_cancel("op-1"), "an ended operation is not cancelled again"
+    assert launch.last_failed(store, "c", "provision")["id"] == "op-1"
+    assert launch.earlier_work(result) == {"etcd": ["m1"]}
 
 
 def test_second_operation_refused_while_one_runs_and_allowed_after_its_process_died(tmp_path):
@@ -126,8 +113,8 @@ def test_controller_stop_interrupts_the_running_operation_at_its_stage(tmp_path)
 
 
 def test_a_stop_between_two_stages_fails_the_next_one(tmp_path):
-    # the orchestration records a stage's end and the next one's start in two steps; a stop
-    # in between must still name where a rerun resumes
+    # a stop after one stage ended and before the next started must still name where a
+    # rerun resumes
     store = make_store(tmp_path)
     store.start_operation("op-1", 4242)
     store.stage_started("op-1", "etcd")
@@ -145,5 +132,25 @@ def test_a_failed_command_reports_its_stderr():
         "comment": 'Command "kubeadm upgrade node" run',
         "changes": {"retcode": 1, "stdout": "[upgrade] reading",
                     "stderr": "warning\nerror execution phase: no route to host"}}}
-    assert operations._failed_comment(states) == (
+    assert scheduler.failed_state_comment(states) == (
         'Upgrade: Command "kubeadm upgrade node" run: error execution phase: no route to host')
+
+
+def test_an_interrupted_stage_keeps_what_its_nodes_finished(tmp_path):
+    store = make_store(tmp_path)
+    store.start_operation("op-1", 4242)
+    store.record_stage("op-1", "etcd", "running", 1.0, None, None,
+                       {"m1": {"state": "done", "started_at": 1.0, "finished_at": 2.0},
+                        "m2": {"state": "running", "started_at": 1.0}})
+    operations.interrupt_running(store, lambda pid: False, lambda pid: None)
+    op = store.operation("op-1")
+    assert op["stages"][0]["node_results"]["m2"]["state"] == "failed"
+    assert "controller stopped" in op["stages"][0]["node_results"]["m2"]["error"]
+    assert launch.earlier_work(op) == {"etcd": ["m1"]}
+    stages = plan.resolve(cluster_spec(storage="none"),
+                          [{"id": "m1", "config": {"roles": ["master"]}},
+                           {"id": "m2", "config": {"roles": ["master"]}}],
+                          earlier={"prechecks": ["m1", "m2"], "os": ["m1"]})
+    by_name = {s["name"]: s for s in stages}
+    assert by_name["prechecks"]["skip"] == plan.EARLIER
+    assert by_name["os"]["skip"] == "" and by_name["os"]["done_nodes"] == ["m1"]

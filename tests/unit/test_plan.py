@@ -42,17 +42,33 @@ def test_single_master_skips_join_and_storage_without_blueprint_storage():
     assert stages["ready"]["skip"] == ""
 
 
-def test_resume_skips_earlier_stages_only():
-    stages = plan.resolve(ROOK_CEPH, NODES, resume_from="control-plane-join")
-    names = [s["name"] for s in stages if s["skip"] == "done in an earlier run"]
-    assert names == list(plan.STAGE_NAMES[:plan.STAGE_NAMES.index("control-plane-join")])
-    assert by_name(stages)["control-plane-join"]["skip"] == ""
+def test_resume_skips_what_the_failed_run_finished_node_by_node():
+    everyone = ["m1", "m2", "m3", "w1"]
+    earlier = {"prechecks": everyone, "os": everyone, "binaries": ["m1", "m2", "w1"],
+               "etcd": ["m1"]}
+    stages = by_name(plan.resolve(ROOK_CEPH, NODES, earlier=earlier))
+    assert [n for n, s in stages.items() if s["skip"] == plan.EARLIER] == ["prechecks", "os"]
+    assert stages["binaries"]["skip"] == "" and stages["binaries"]["done_nodes"] == \
+        ["m1", "m2", "w1"]
+    assert stages["etcd"]["done_nodes"] == ["m1"]
+    assert stages["containerd"]["done_nodes"] == []
 
 
-def test_resuming_at_a_stage_the_plan_no_longer_has_runs_every_stage():
-    # A provision recorded as failed at "operator" (a stage since removed) must not skip all.
-    stages = plan.resolve(ROOK_CEPH, NODES, resume_from="operator")
-    assert [s["name"] for s in stages if s["skip"] == "done in an earlier run"] == []
+def test_resuming_with_stages_the_plan_no_longer_has_runs_every_stage():
+    # A provision recorded as failed after "operator" (a stage since removed) skips nothing
+    # for it.
+    stages = plan.resolve(ROOK_CEPH, NODES, earlier={"operator": ["m1"]})
+    assert [s["name"] for s in stages if s["skip"] == plan.EARLIER] == []
+
+
+def test_every_stage_comes_after_stages_of_its_own_plan():
+    for kind, stages in plan.PLANS.items():
+        names = [s.name for s in stages]
+        for stage in stages:
+            for entry in stage.after or ():
+                name, _, scope = entry.partition("/")
+                assert names.index(name) < names.index(stage.name), (kind, stage.name, entry)
+                assert scope in ("", "node", "masters"), (kind, stage.name, entry)
 
 
 def test_adding_nodes_touches_only_them():
