@@ -15,6 +15,7 @@ from kubesalt.master.inventory import choices
 from kubesalt.master.inventory import clusters
 from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.master.inventory import nodes
+from kubesalt.master.ops import cancel as cancel_mod
 from kubesalt.master.ops import status as status_mod
 from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
@@ -137,6 +138,19 @@ def reset(name, confirm=False, wait=False, timeout=3600):
     warning = reset_mod.unreachable_warning(op)
     if warning:
         result["warning"] = warning
+    return result
+
+
+@support.verb
+def cancel(name, wait=False, timeout=120):
+    """Cancel the cluster's running operation: nothing more is started, the jobs running on
+    its nodes are killed, and the operation is recorded cancelled at its stage. Run the same
+    command as the operation's again to resume it."""
+    store = support.store(__opts__)
+    op = cancel_mod.request(store, name)
+    result = cancel_mod.answer(store, op, wait, timeout, saltcalls.progress(globals()))
+    if result.get("state") not in ("cancelling", "cancelled"):
+        __context__["retcode"] = 1  # it ended otherwise, or is still running after timeout
     return result
 
 

@@ -30,7 +30,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 # Placeholders of lines that need nodes, and what they become here (nothing by these names
 # exists, so the refusal must name that field).
 ABSENT = {"NAME": ("gone", "name"), "NODE": ("node-0000-10-0-0-9-gone", "node")}
-NEEDS_NODES = ("cluster.provision", "cluster.upgrade", "cluster.reset", "node.")
+NEEDS_NODES = ("cluster.provision", "cluster.upgrade", "cluster.reset", "cluster.cancel",
+               "node.")
 
 
 def readme_command_lines():

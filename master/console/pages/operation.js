@@ -3,7 +3,8 @@
 
 import * as api from "../api.js";
 import {badge, clear, formatDuration, formatTime, h} from "../dom.js";
-import {errorBox} from "../notice.js";
+import {confirmAction} from "../dialogs.js";
+import {errorBox, notify} from "../notice.js";
 import {timeline} from "../timeline.js";
 
 const POLL_MS = 2000;
@@ -52,6 +53,8 @@ export function mount(panel, ctx) {
       h("h2", {id: "op-h"}, `Operation ${op.operation}: ${op.kind}`,
         live ? h("span", {class: "live"}, " (updating every 2 s)") : null),
       summary(op),
+      live && ctx.operator ? h("p", {}, h("button", {type: "button", class: "danger",
+        "data-testid": "action-cancel", onclick: () => cancel(op)}, "Cancel operation")) : null,
       op.error ? h("p", {class: "form-error", "data-testid": "operation-error"},
         op.failed_stage ? `${op.failed_stage}${op.failed_node ? ` on ${op.failed_node}` : ""}: `
           : "", op.error, op.failed_node && ctx.operator ? [" ",
@@ -61,6 +64,22 @@ export function mount(panel, ctx) {
       h("figure", {class: "timeline-figure"}, timeline(op, logHref),
         h("figcaption", {class: "hint"}, "Stages against time, one row per node; a failed " +
           "stage is red: point at it for its error, follow it to the node's agent log.")));
+  }
+
+  function cancel(op) {
+    confirmAction({
+      title: `Cancel ${op.operation}?`, testid: "cancel-dialog", confirmLabel: "Cancel operation",
+      danger: true,
+      text: ["Nothing more is started, the jobs running on the nodes are stopped, and the " +
+        "operation is recorded cancelled at its stage.", "Run the same action again to " +
+        "resume it where it stopped."],
+      onConfirm: () => api.call("cluster.cancel", {name: ctx.name}),
+    }).then((done) => {
+      if (!done) return;
+      notify(`Cancelling ${op.operation}.`);
+      clearTimeout(timer);
+      load();
+    });
   }
 
   function renderHistory(ops) {
