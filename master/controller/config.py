@@ -77,6 +77,10 @@ def kubesalt_config(layout, settings):
         "pillar_dirs": [str(tree.pillar_dir() / "ext")],
         "ext_pillar": [{"kubesalt": {}}],
         "engines_dirs": [str(tree.master_dir() / "engines")],
+        # salt-run prints operations as stage tables and progress as lines by default;
+        # --out=json (or yaml) still gives the full data.
+        "outputter_dirs": [str(tree.master_dir() / "output")],
+        "output": "kubesalt",
         "engines": [{"kubesalt_endpoint": {"interface": settings["interface"],
                                            "port": int(settings["https_port"])}}],
         # Orchestrations and runners need the minions' grains without asking them again.
