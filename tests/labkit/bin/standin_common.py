@@ -1,6 +1,7 @@
 """Code shared by the kubeadm, kubelet and kubectl lab stand-ins (tests/labkit/bin): paths
 re-rooted for the host unit tests, failure markers, atomic writes, durations, YAML, HTTPS to the
-API server stand-in, kubeconfigs, openssl, bootstrap-token signatures, versions, merge patches.
+API server stand-in, kubeconfigs, openssl, bootstrap-token signatures, versions, merge patches,
+and failures and long steps on demand (fail-/hold- markers).
 
 It is not a module the stand-ins import. Each stand-in has a marked region that, run from the
 source tree, executes this file into the stand-in's own globals, so the two read as one file;
@@ -21,6 +22,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 
 import yaml
 
@@ -43,7 +45,13 @@ def die(message, code=1):
 
 def check_fail_markers(tool, words):
     """Failure on demand: /etc/kubesalt-standin/fail-<tool>-<word>[-<word>...] for every prefix
-    of the subcommand words (fail-kubeadm-upgrade also fails `kubeadm upgrade apply`)."""
+    of the subcommand words (fail-kubeadm-upgrade also fails `kubeadm upgrade apply`).
+    A long step on demand first: while hold-<tool>-<word>[-<word>...] exists, the stand-in
+    waits before doing anything (what a slow real command looks like to its caller)."""
+    holds = [rooted(os.path.join(MARKER_DIR, "hold-" + "-".join([tool, *words[:count]])))
+             for count in range(1, len(words) + 1)]
+    while any(os.path.exists(marker) for marker in holds):
+        time.sleep(0.2)
     for count in range(1, len(words) + 1):
         name = "fail-" + "-".join([tool, *words[:count]])
         marker = rooted(os.path.join(MARKER_DIR, name))

@@ -1,0 +1,102 @@
+"""Operations an operator can trust, on lab nodes: a running operation cancelled while another
+cluster's goes on; an agent killed during a stage, and one restarted by systemd, noticed in
+seconds instead of at the stage's timeout; each resumed to READY afterwards. A long stage is
+held by the kubeadm stand-in (hold-kubeadm-init marker) so that each happens mid-stage."""
+
+import time
+
+import pytest
+
+from tests.e2e.test_provision import K8S, MARKERS, configure, enroll, provision
+from tests.labkit import artifacts as lab_artifacts
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.lab
+HOLD = f"{MARKERS}/hold-kubeadm-init"
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    source = tmp_path_factory.mktemp("artifacts")
+    lab_artifacts.build(source, K8S)
+    return source
+
+
+def operation(ctl, cluster):
+    return ctl.run_ok("cluster.status", cluster)["operation"]
+
+
+def stage_running(ctl, cluster, stage):
+    op = operation(ctl, cluster)
+    return any(s["stage"] == stage and s["state"] == "running" for s in op["stages"])
+
+
+def ended(ctl, cluster):
+    op = operation(ctl, cluster)
+    return op if op["state"] in ("done", "failed", "cancelled") else None
+
+
+def test_cancel_a_lost_agent_and_a_restarted_one_end_fast_and_each_resumes(
+        lab, lab_controller, tmp_path, artifacts):
+    ctl = lab_controller
+    lab.renew()
+    ctl.run_ok("artifacts.sync", K8S, f"source={artifacts}")
+    names = ["cancel1", "other1", "lost1", "restart1"]
+    ids = {}
+    for name, node in zip(names, lab.nodes, strict=True):
+        [ids[name]] = enroll(lab, ctl, name, [node], tmp_path / name, blueprint="minimal",
+                             pod_subnet="10.250.0.0/16", service_subnet="10.112.0.0/12")
+        configure(ctl, [ids[name]], ["master,worker"])
+    nodes = dict(zip(names, lab.nodes, strict=True))
+    for name in ("cancel1", "lost1", "restart1"):
+        nodes[name].write(HOLD, "")
+    for name in names:
+        ctl.run_ok("cluster.provision", name)
+    for name in ("cancel1", "lost1", "restart1"):
+        wait_for(lambda name=name: stage_running(ctl, name, "control-plane-init"), 600,
+                 f"{name}'s control-plane-init to run")
+
+    # cancel: the operation ends cancelled at its stage, the node's job is ended
+    ctl.run_ok("cluster.cancel", "cancel1")
+    cancelled = wait_for(lambda: ended(ctl, "cancel1"), 15, "cancel1 to be cancelled",
+                         interval=0.5)
+    assert (cancelled["state"], cancelled["failed_stage"]) == ("cancelled", "control-plane-init")
+    wait_for(lambda: nodes["cancel1"].run(["pgrep", "-f", "kubeadm init"]).returncode == 1, 15,
+             "the held kubeadm init to be ended")
+
+    # an agent killed (it stays down): the stage fails within 45 s naming the node
+    nodes["lost1"].run(["systemctl", "kill", "kubesalt-minion"], check=True)
+    lost = wait_for(lambda: ended(ctl, "lost1"), 45, "lost1's operation to fail", interval=0.5)
+    assert (lost["state"], lost["failed_stage"], lost["failed_node"]) == \
+        ("failed", "control-plane-init", ids["lost1"]), lost
+    assert "agent disconnected" in lost["error"]
+
+    # an agent killed and restarted by systemd (RestartSec=5): the job died with it, and the
+    # stage says so at once instead of waiting out its 600 s timeout
+    killed_at = time.monotonic()
+    nodes["restart1"].run(["systemctl", "kill", "-s", "KILL", "kubesalt-minion"], check=True)
+    restarted = wait_for(lambda: ended(ctl, "restart1"), 60, "restart1's operation to end",
+                         interval=0.5)
+    assert restarted["state"] == "failed" and restarted["failed_node"] == ids["restart1"]
+    assert "agent restarted" in restarted["error"], restarted
+    assert time.monotonic() - killed_at < 60
+
+    # the other cluster's operation, running all along, finished untouched
+    other = wait_for(lambda: ended(ctl, "other1"), 900, "other1's operation to end")
+    assert other["state"] == "done", other
+    assert ctl.run_ok("cluster.status", "other1")["state"] == "READY"
+
+    # each resumes to READY once its node is back, running only what did not finish
+    nodes["lost1"].run(["systemctl", "start", "kubesalt-minion"], check=True)
+    wait_for(lambda: ctl.run_ok("node.show", ids["lost1"]).get("connected"), 60,
+             "lost1's agent to reconnect")
+    wait_for(lambda: ctl.run_ok("node.show", ids["restart1"]).get("connected"), 60,
+             "restart1's agent to reconnect")
+    for name in ("cancel1", "lost1", "restart1"):
+        nodes[name].run(["rm", "-f", HOLD], check=True)
+    for name in ("cancel1", "lost1", "restart1"):
+        status = provision(ctl, name)
+        assert status["state"] == "READY", status
+        states = {s["stage"]: s["state"] for s in status["operation"]["stages"]}
+        assert states["containerd"] == "skipped" and states["control-plane-init"] == "done", \
+            states
