@@ -10,8 +10,8 @@ are known from the jobs without extra calls.
 
 It also follows the nodes: an agent that disconnects during a job fails its task after a short
 grace; an agent that reconnects (or restarts) is asked whether the job still runs
-(`saltutil.find_job`), and a job that died with it fails at once instead of waiting out the
-stage's timeout. A cancel stops scheduling and kills the running jobs.
+(`saltutil.find_job`), and a job that is gone is sent again at once (once) instead of waiting
+out the stage's timeout. A cancel stops scheduling and kills the running jobs.
 
 `salt` is the Salt side (master/verbs/saltjobs.py): start(node, fun, arg, kwarg, timeout) -> jid,
 events(wait) -> [event], connected() -> ids, find_job(node, jid) -> jid,
@@ -59,6 +59,7 @@ class Scheduler:
         self.missing = {}   # node -> clock time its agent was first seen disconnected
         self.finds = {}     # find_job jid -> jid it asks about
         self.suspect = {}   # jid -> clock time to ask its node (again) whether it still runs
+        self.resent = set()  # tasks whose lost job was sent again
         self.kills = {}     # kill_job jid -> node
         self.cancelling = False
         self._next_presence = clock() + presence_every
@@ -233,15 +234,25 @@ class Scheduler:
 
     def _lost(self, jid):
         """The node no longer runs job `jid`: its return may still be in the job cache (it
-        came while nobody listened), otherwise the job ended without one."""
+        came while nobody listened). Otherwise the job ended without one (it died with a
+        restarted agent, or never reached an agent that was reconnecting): the step is sent
+        again once, every state being idempotent; lost twice, the task fails."""
         job = self.jobs[jid]
         data = self.salt.cached_return(jid, job["node"])
         if data is not None:
             self._returned(jid, data)
             return
+        key = job["key"]
+        if key not in self.resent:
+            self.resent.add(key)
+            self.jobs.pop(jid)
+            if self.busy.get(job["node"]) == jid:
+                self.busy.pop(job["node"])
+            self.results[key]["resent"] = True
+            return  # still running: _dispatch sends its step again
         self._fail_job(jid, f"agent restarted: {job['node']}'s agent restarted during the "
-                            "stage and its job ended without a result; run the command "
-                            "again to resume")
+                            "stage and its job ended without a result, twice; run the "
+                            "command again to resume")
 
     def _kill(self, node, jid):
         try:
