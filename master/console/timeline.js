@@ -1,6 +1,7 @@
 // An operation as a picture (SVG): its stages against time, one row per node (and one for
-// the controller's own stages); a failed stage is red, with its error as a tooltip (<title>)
-// and a link to the failed node's agent log.
+// the controller's own stages), each node's bar from its own start and duration (per_node);
+// a failed stage is red, with its error as a tooltip (<title>) and a link to the failed
+// node's agent log.
 
 const NS = "http://www.w3.org/2000/svg";
 const WIDTH = 1000;
@@ -44,7 +45,7 @@ export function timeline(op, nodeHref) {
   const start = seconds(op.started) ?? Math.min(...stages.map((st) => seconds(st.started)));
   let end = seconds(op.finished) || 0;
   for (const st of stages) {
-    end = Math.max(end, seconds(st.started) + Number(st.duration_s || 0));
+    for (const bar of bars(st)) end = Math.max(end, bar.t0 + bar.duration);
   }
   const span = Math.max(1, end - start);
   const plot = WIDTH - LABEL - 10;
@@ -66,16 +67,14 @@ export function timeline(op, nodeHref) {
       s("title", {}, node), short(node)));
   });
   for (const st of stages) {
-    const t0 = seconds(st.started);
-    const x0 = x(t0);
-    const w = Math.max(3, x(t0 + Number(st.duration_s || 0)) - x0);
-    const failed = st.state === "failed";
-    for (const node of st.nodes && st.nodes.length ? st.nodes : ["controller"]) {
+    for (const {node, t0, duration, state, error} of bars(st)) {
+      const x0 = x(t0);
+      const w = Math.max(3, x(t0 + duration) - x0);
+      const failed = state === "failed";
       const y = TOP + rows.indexOf(node) * ROW + 3;
-      const tip = `${st.title || st.stage}: ${st.state}${st.duration_s !== null &&
-        st.duration_s !== undefined ? `, ${st.duration_s} s` : ""}` +
-        `${failed && st.error ? ` — ${st.error}` : ""}`;
-      const bar = s("g", {class: `tl-stage tl-${st.state}`, "data-stage": st.stage,
+      const tip = `${st.title || st.stage}: ${state}, ${duration} s` +
+        `${failed && error ? ` — ${error}` : ""}`;
+      const bar = s("g", {class: `tl-stage tl-${state}`, "data-stage": st.stage,
         "data-node": node},
       s("title", {}, tip),
       s("rect", {x: x0, y, width: w, height: ROW - 6, rx: 3}),
@@ -88,4 +87,20 @@ export function timeline(op, nodeHref) {
     }
   }
   return svg;
+}
+
+/** A started stage's bars: each node's own when recorded (per_node), else the stage's. */
+function bars(st) {
+  const nodes = st.nodes && st.nodes.length ? st.nodes : ["controller"];
+  const perNode = st.per_node || {};
+  return nodes.map((node) => {
+    const own = perNode[node];
+    if (own && own.started) {
+      return {node, t0: seconds(own.started), duration: Number(own.duration_s || 0),
+        state: own.state, error: own.error || st.error};
+    }
+    if (own && own.state === "skipped") return null;
+    return {node, t0: seconds(st.started), duration: Number(st.duration_s || 0),
+      state: st.state, error: st.error};
+  }).filter(Boolean);
 }

@@ -7,13 +7,16 @@ Synchronisation is Playwright's auto-waiting `expect` only; where the controller
 reach a state (a loopback node's facts), tests.waiting polls salt-run."""
 
 import shutil
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import expect
 
+from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import facts, prechecks
 from tests.integration.controller import running
 from tests.integration.node import LoopbackNode
@@ -261,59 +264,65 @@ def test_reset_button_only_when_enabled_and_edit(ctl, op_page):
     assert (shown["installer_ttl_days"], shown["reset_enabled"]) == (30, False)
 
 
-def _status(state, failed):
-    stages = [
-        {"stage": "prechecks", "title": "Prechecks", "state": "done",
-         "started": "2026-11-27T10:00:00Z", "duration_s": 4.0, "nodes": ["n1", "n2"],
-         "error": None},
-        {"stage": "containerd", "title": "containerd", "state": "failed" if failed else
-         "running", "started": "2026-11-27T10:00:04Z", "duration_s": 20.5,
-         "nodes": ["n1", "n2"], "error": "n2: containerd did not start" if failed else None},
-        {"stage": "ready", "title": "Ready", "state": "pending", "started": None,
-         "duration_s": None, "nodes": [], "error": None},
-    ]
-    current = {"operation": 7, "kind": "provision", "state": state, "params": {},
-               "started": "2026-11-27T10:00:00Z",
-               "finished": "2026-11-27T10:00:25Z" if failed else None,
-               "failed_stage": "containerd" if failed else None,
-               "failed_node": "n2" if failed else None,
-               "error": "n2: containerd did not start" if failed else None, "stages": stages}
-    earlier = dict(current, operation=6, state="failed", stages=stages[:1])
-    return {"cluster": "shop1", "state": "FAILED" if failed else "PROVISIONING",
-            "operations": [earlier, current]}
-
-
-def test_operation_follows_a_running_operation(ctl, op_page):
-    """cluster.status answered by the test: running on the first two polls, then failed."""
-    page = op_page
-    seen = []
-
-    def answer(route):
-        body = route.request.post_data_json
-        if isinstance(body, list) and body[0].get("fun") == "cluster.status":
-            seen.append(body[0])
-            route.fulfill(json={"return": [_status("running" if len(seen) < 3 else "failed",
-                                                   len(seen) >= 3)]})
-        else:
-            route.continue_()
-
-    page.route(f"{ctl.api_url}/", answer)
+def test_operation_follows_a_running_operation_and_cancels_it(ctl, op_page):
+    """An operation recorded in the controller's store as its executor would (a stand-in
+    process that never progresses holds it): the page follows it by polling, each node's
+    own bar in the timeline, and the operator's Cancel reaches the store."""
+    ctl.run_ok("cluster.create", "ops1")
+    store = Store(ctl.root / "var" / "lib" / "kubesalt")
+    stages = [{"name": "prechecks", "title": "Prechecks", "nodes": ["n1", "n2"], "skip": ""},
+              {"name": "containerd", "title": "containerd", "nodes": ["n1", "n2"], "skip": ""},
+              {"name": "ready", "title": "Ready", "nodes": [], "skip": ""}]
+    executor = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
-        goto(page, ctl, "#/clusters/shop1/operation")
+        store.create_operation("op-early", "ops1", "provision", stages[:1], lambda pid: True)
+        store.finish_operation("op-early", False, error="n1: unreachable",
+                               failed_stage="prechecks", failed_node="n1")
+        store.create_operation("op-now", "ops1", "provision", stages, lambda pid: True)
+        store.start_operation("op-now", executor.pid)
+        now = time.time()
+        store.record_stage("op-now", "prechecks", "done", now - 30, now - 26, None,
+                           {n: {"state": "done", "started_at": now - 30,
+                                "finished_at": now - 26} for n in ("n1", "n2")})
+        store.record_stage("op-now", "containerd", "running", now - 26, None, None,
+                           {"n1": {"state": "done", "started_at": now - 26,
+                                   "finished_at": now - 12},
+                            "n2": {"state": "running", "started_at": now - 20}})
+        page = op_page
+        goto(page, ctl, "#/clusters/ops1/operation")
         expect(page.get_by_test_id("operation-state")).to_have_text("running")
+        timeline = page.get_by_test_id("timeline")
+        expect(timeline.locator('.tl-done[data-stage=containerd][data-node="n1"]')).to_have_count(1)
+        expect(timeline.locator('.tl-running[data-stage=containerd][data-node="n2"]')) \
+            .to_have_count(1)
+        page.get_by_test_id("action-cancel").click()
+        page.get_by_test_id("cancel-dialog-confirm").click()
+        wait_for(lambda: store.cancel_requested("op-now"), 30, "the cancel request")
+        # what the executor records once the node's job ended
+        store.record_stage("op-now", "containerd", "failed", now - 26, time.time(),
+                           "containerd did not start",
+                           {"n1": {"state": "done", "started_at": now - 26,
+                                   "finished_at": now - 12},
+                            "n2": {"state": "failed", "started_at": now - 20,
+                                   "finished_at": time.time(),
+                                   "error": "containerd did not start"}})
+        store.finish_operation("op-now", False, error="containerd did not start",
+                               failed_stage="containerd", failed_node="n2")
         expect(page.get_by_test_id("operation-state")).to_have_text("failed")  # by polling
-        assert len(seen) == 3 and seen[0]["history"] is True
+        expect(page.get_by_test_id("action-cancel")).to_have_count(0)
         table = page.get_by_test_id("stage-table")
         expect(table.locator("[data-stage=containerd]")).to_contain_text(
             "containerd did not start")
-        failed = page.locator('[data-testid=timeline] .tl-failed[data-node="n2"]')
+        failed = timeline.locator('.tl-failed[data-node="n2"]')
         expect(failed.locator("title")).to_contain_text("containerd did not start")
+        expect(timeline.locator('.tl-failed[data-node="n1"]')).to_have_count(0)
         link = page.get_by_test_id("timeline-failed-link")
-        expect(link).to_have_attribute("href", "#/clusters/shop1/nodes?node=n2&log=1")
+        expect(link).to_have_attribute("href", "#/clusters/ops1/nodes?node=n2&log=1")
         expect(page.get_by_test_id("history-op")).to_have_count(1)
         shot(page, "cluster-operation")
     finally:
-        page.unroute(f"{ctl.api_url}/")
+        executor.kill()
+        executor.wait()
 
 
 def test_node_enrolls_from_downloaded_files_and_is_approved(ctl, op_page, tmp_path):
