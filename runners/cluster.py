@@ -96,7 +96,7 @@ def installer(name, dest=None, rotate=False):
 def provision(name, wait=False, timeout=3600):
     """Validate the cluster's nodes and start provisioning; returns the operation id. With
     wait=True, reports each stage as it runs and returns the final status. Rerunning after a
-    failure resumes at the failed stage; on a READY cluster it joins new configured workers."""
+    failure runs only what did not finish; on a READY cluster it joins new configured workers."""
     store = support.store(__opts__)
     settings = support.controller_settings(__opts__)
     op = provision_mod.start(store, support.layout(__opts__), name,
@@ -113,7 +113,7 @@ def upgrade(name, k8s_version=None, wait=False, timeout=7200):
     """Upgrade the cluster's Kubernetes to k8s_version (one minor at a time, never down):
     the first master, the other masters, then the workers one at a time, each drained around
     its upgrade; containerd and etcd follow the version matrix. After a failure, run it again
-    (the version may be left out) to resume at the failed stage."""
+    (the version may be left out) to resume where it stopped."""
     store = support.store(__opts__)
     op = upgrade_mod.start(store, support.layout(__opts__), name, support.conf_dir(__opts__),
                            k8s_version=k8s_version)

@@ -83,7 +83,7 @@ def kubesalt_config(layout, settings):
         "output": "kubesalt",
         "engines": [{"kubesalt_endpoint": {"interface": settings["interface"],
                                            "port": int(settings["https_port"])}}],
-        # Orchestrations and runners need the minions' grains without asking them again.
+        # Runners and the executor need the minions' grains without asking them again.
         "minion_data_cache": True,
         "reactor": [{tag: [str(reactor_dir / sls) for sls in files]}
                     for tag, files in REACTORS.items()],

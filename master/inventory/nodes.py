@@ -3,7 +3,7 @@ enrollment records, never stored twice; facts from Salt's minion data cache.
 
 Status: ENROLLED (credentials verified, agent not connected yet) -> DISCOVERED (its key is
 pending) -> APPROVED (accepted) or REJECTED; then the provisioning phase recorded by the
-orchestration (PROVISIONING, READY, FAILED; UPGRADING, RESETTING, REMOVING during day-2
+operation's executor (PROVISIONING, READY, FAILED; UPGRADING, RESETTING, REMOVING during day-2
 operations) while the key stays accepted.
 """
 

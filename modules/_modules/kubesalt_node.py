@@ -1,9 +1,10 @@
 """What the day-2 states decide about a node, in Python rather than in Jinja and shell.
 
-Synced to kubesalt's minions (saltutil.sync_all, the first step of every operation's
-orchestration) from salt://_modules. The decisions are pure functions of a command's output,
-unit-tested with the cases in tests/unit/modules/files/test_kubesalt_node.yaml; the actions
-run kubectl or etcdctl with argument lists, the same command lines the states ran before.
+Synced to kubesalt's minions from salt://_modules by each node's first job of an operation
+(state.sls sync_mods, master/ops/scheduler.py). The decisions are pure functions of a
+command's output, unit-tested with the cases in
+tests/unit/modules/files/test_kubesalt_node.yaml; the actions run kubectl or etcdctl with
+argument lists, the same command lines the states ran before.
 `kubectl` and `etcdctl` are the command with its connection options as a list, as map.jinja
 gives them (kubectl_cmd, etcdctl_cmd).
 """

@@ -100,7 +100,7 @@ def pillar_for(cluster_type, cni, proxy, node_id):
                           "sha256": hashlib.sha256(name.encode()).hexdigest()}
                    for name in ARTIFACTS},
         secrets=secrets, etcd_member=(_pem(f"ETCD-MEMBER-{node_id}"), SECRETS["etcd_key"]))
-    # what the orchestration passes day-2 steps: the node an upgrade drains or a removal takes
+    # what the executor passes day-2 steps: the node an upgrade drains or a removal takes
     # out (a master for remove_member, a worker for the rest makes no difference to rendering)
     return {"kubesalt": pillar, "kubesalt_op": {"node": "node-w0", "drain": True}}
 

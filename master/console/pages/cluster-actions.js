@@ -10,8 +10,9 @@ import {notify, reportError} from "../notice.js";
 function provision(ctx) {
   confirmAction({
     title: `Provision ${ctx.name}?`, testid: "provision-dialog", confirmLabel: "Provision",
-    text: ["Kubernetes is installed on the cluster's configured nodes, stage by stage; a " +
-      "failed stage resumes when you provision again.", "It can take 5-10 mins."],
+    text: ["Kubernetes is installed on the cluster's configured nodes, stage by stage, each " +
+      "node at its own pace; after a failure, provisioning again runs only what did not " +
+      "finish.", "It can take 5-10 mins."],
     onConfirm: () => api.call("cluster.provision", {name: ctx.name}),
   }).then((op) => {
     if (!op) return;

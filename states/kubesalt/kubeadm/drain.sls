@@ -1,6 +1,6 @@
 {#- Drain one node before it is upgraded or removed: pods are evicted (DaemonSet pods stay)
     and the node is cordoned. Runs on the first master, which has the admin kubeconfig; the
-    node is pillar kubesalt_op:node, passed by the orchestration. A node Kubernetes does not
+    node is pillar kubesalt_op:node, passed by the operation's executor. A node Kubernetes does not
     know is left alone; an API server that does not answer is asked again (retry). The
     decisions are the kubesalt_node modules' (modules/_modules, modules/_states). #}
 {%- from "kubesalt/map.jinja" import kubesalt, kubectl_cmd, op_node with context %}

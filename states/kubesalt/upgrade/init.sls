@@ -2,7 +2,7 @@
     which cluster.upgrade sets), in kubeadm's order: the new kubeadm, then `kubeadm upgrade
     apply` on the first master or `kubeadm upgrade node` on the others, then kubelet restarted
     on the new binary. containerd (and etcd on masters) come from the same row of the version
-    matrix. The orchestration drains the node around this. #}
+    matrix. The operation's executor drains the node around this. #}
 {%- from "kubesalt/map.jinja" import kubesalt, cluster, versions, paths, is_master,
                                      is_first_master with context %}
 {%- set record = kubesalt.upgrade.record_file %}
