@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from kubesalt.master.inventory import matrix as matrix_mod
-from tests.integration.controller import BIN
+from tests.integration.controller import BIN, _env, last_json
 from tests.labkit import artifacts as lab_artifacts
 from tests.waiting import wait_for
 
@@ -86,17 +86,20 @@ def provision(controller, cluster, timeout=1500):
 
 
 def operate(controller, cluster, verb, *args, timeout=1500):
-    """Start an operation of `cluster` with `salt-run verb args` and wait for it to end;
-    returns cluster.status."""
-    started = controller.run_ok(verb, *args)
-
-    def ended():
-        status = controller.run_ok("cluster.status", cluster)
-        op = status["operation"]
-        return status if op["operation"] == started["operation"] and \
-            op["state"] in ("done", "failed", "cancelled") else None
-
-    return wait_for(ended, timeout, f"{cluster}'s {verb} to end", interval=3)
+    """Start an operation of `cluster` with `salt-run verb args wait=True` (one process
+    following the operation in the store, as an operator would, instead of a salt-run
+    cluster.status every few seconds competing with the nodes for the CPU); returns
+    cluster.status once it ended."""
+    proc = subprocess.run([str(BIN / "salt-run"), "-c", str(controller.conf_dir), "--out=json",
+                           verb, *args, "wait=True", f"timeout={timeout}"],
+                          capture_output=True, text=True, timeout=timeout + 120, env=_env(),
+                          stdin=subprocess.DEVNULL)
+    final = last_json(proc.stdout)
+    assert isinstance(final, dict) and final.get("operation"), (proc.stdout, proc.stderr)
+    status = controller.run_ok("cluster.status", cluster)
+    assert status["operation"]["operation"] == final["operation"], (status, final)
+    assert status["operation"]["state"] in ("done", "failed", "cancelled"), status
+    return status
 
 
 def refused(controller, *args):

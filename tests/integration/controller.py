@@ -126,6 +126,17 @@ class Controller:
         return data
 
 
+def last_json(text):
+    """The last of the JSON documents salt-run --out=json prints (progress events come first,
+    each its own document); None for no output."""
+    decoder, docs, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        at += len(text[at:]) - len(text[at:].lstrip())
+        doc, at = decoder.raw_decode(text, at)
+        docs.append(doc)
+    return docs[-1] if docs else None
+
+
 def _env():
     env = dict(os.environ)
     env.pop("SALT_CONFIG_DIR", None)

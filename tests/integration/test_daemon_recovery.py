@@ -2,7 +2,6 @@
 kill -9 of the salt-master's or salt-api's main process, and salt-run processes still running
 when it stops. Each test has its own controller, since each breaks or stops it."""
 
-import json
 import os
 import shutil
 import signal
@@ -14,7 +13,7 @@ import psutil
 import pytest
 
 from ..waiting import wait_for
-from .controller import BIN, Controller, _env
+from .controller import BIN, Controller, _env, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -87,16 +86,6 @@ def wait_in_runner(ctl, proc):
     wait_for(lambda: proc.poll() is not None or (jobs.is_dir() and any(jobs.iterdir())),
              timeout=60, what="salt-run to start its runner", interval=0.2)
     assert proc.poll() is None, proc.communicate()
-
-
-def last_json(text):
-    """salt-run --out=json prints each progress event as its own document before the return."""
-    decoder, docs, at = json.JSONDecoder(), [], 0
-    while text[at:].strip():
-        at += len(text[at:]) - len(text[at:].lstrip())
-        doc, at = decoder.raw_decode(text, at)
-        docs.append(doc)
-    return docs[-1]
 
 
 def gone(pid):
