@@ -54,6 +54,10 @@ INVALID = [
     ("node.logs", {"node": "node-0000-10-0-0-9-keep", "lines": 5000}, "lines"),
     ("node.logs", {"node": "node-0000-10-0-0-9-keep", "lines": "many"}, "lines"),
     ("node.logs", {"node": "node-0000-10-0-0-9-keep"}, "node"),
+    ("cluster.cancel", {}, "name"),
+    ("cluster.cancel", {"name": "nope"}, "name"),
+    ("cluster.cancel", {"name": "keep"}, "name"),
+    ("cluster.cancel", {"name": "keep", "wait": "maybe"}, "wait"),
 ]
 
 
