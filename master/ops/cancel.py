@@ -4,19 +4,12 @@ the operation cancelled at the stages it was in. A cancelled operation is resume
 failed one, by running the same command again. Other clusters' operations are not touched."""
 
 from kubesalt.master.errors import Refused
-from kubesalt.master.inventory.store import NotFound
 from kubesalt.master.ops import status
-from kubesalt.master.processes import process_alive
 
 
 def request(store, cluster):
     """Ask the executor of `cluster`'s running operation to cancel it; the operation record."""
-    try:
-        store.get_cluster(cluster)
-    except NotFound:
-        raise Refused.one("name", f"no cluster named {cluster!r}; see salt-run cluster.list") \
-            from None
-    store.reap_operations(cluster, process_alive)
+    status.reaped(store, cluster)
     running = [op for op in store.operations(cluster) if op["state"] in ("queued", "running")]
     if not running or not store.request_cancel(running[-1]["id"]):
         raise Refused.one("name", f"{cluster} has no running operation to cancel; see "

@@ -119,15 +119,21 @@ def started(store, op, wait, timeout, progress):
     return final
 
 
-def cluster_status(store, name, history=False):
-    """The cluster's state and its last operation stage by stage; with `history` every
-    operation. Operations whose executor died are recorded as interrupted first."""
+def reaped(store, name):
+    """Check cluster `name` exists (a refusal naming `name` if not) and record its operations
+    whose executor died as interrupted, so what is read next is current."""
     try:
         store.get_cluster(name)
     except NotFound:
         raise Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list") \
             from None
     store.reap_operations(name, process_alive)
+
+
+def cluster_status(store, name, history=False):
+    """The cluster's state and its last operation stage by stage; with `history` every
+    operation. Operations whose executor died are recorded as interrupted first."""
+    reaped(store, name)
     ops = [status_view(op) for op in store.operations(name)]
     # The cluster's state is read after its operations: an executor sets it before it records
     # the operation done, so a finished operation is never shown beside its busy state (read
