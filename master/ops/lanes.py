@@ -107,20 +107,6 @@ def _needs(task, by_name, stages, tasks, masters):
     return needs
 
 
-def blocked_by(tasks, failed):
-    """The tasks that can no longer run because a task they need (directly or not) is in
-    `failed` (keys)."""
-    blocked = set()
-    changed = True
-    while changed:
-        changed = False
-        for key, task in tasks.items():
-            if key not in blocked and task.needs & (set(failed) | blocked):
-                blocked.add(key)
-                changed = True
-    return blocked
-
-
 def critical_path(intervals, tasks):
     """The longest chain of task durations through the dependencies: `intervals` maps a task
     key to (started, finished) of its run. Returns (seconds, [keys along the chain])."""

@@ -308,10 +308,3 @@ def failed_state_comment(states):
                 comment = f"{comment}: {stderr.splitlines()[-1][:500]}"
             return f"{result.get('__id__', '')}: {comment}".strip(": ")
     return None
-
-
-def intervals(results):
-    """{task key: (started, finished)} of the tasks that ran to an end."""
-    return {key: (r["started_at"], r["finished_at"]) for key, r in results.items()
-            if r.get("started_at") and r.get("finished_at")}
-
