@@ -86,9 +86,9 @@ def execute(store, salt, op_id, prepare=None, controller_stages=None, masters=()
             stage, node, comment = _first_failure(op, failed)
             state = "failed"
         else:
-            stage, node, comment = _first_cancelled(op), None, CANCELLED
+            stage, node, comment = _first_cancelled(op), None, plan.CANCELLED
             state = "cancelled"
-        if stage and not any(s["name"] == stage and s["state"] in ("failed", "cancelled")
+        if stage and not any(s["name"] == stage and s["state"] in plan.UNFINISHED
                              for s in op["stages"]):
             store.stage_finished(op_id, stage, False, error=comment,
                                  node_results=_with_node(op, stage, node, comment))
@@ -100,9 +100,6 @@ def execute(store, salt, op_id, prepare=None, controller_stages=None, masters=()
         return store.operation(op_id)
     store.finish_operation(op_id, True)
     return store.operation(op_id)
-
-
-CANCELLED = "cancelled by the operator; run the same command again to resume"
 
 
 class StageRecorder:
@@ -151,7 +148,7 @@ def summarise(nodes, node_results, final):
     finished = [r["finished_at"] for r in node_results.values()
                 if isinstance(r, dict) and r.get("finished_at")]
     error = next((node_results[n].get("error") for n, st in zip(nodes, states, strict=True)
-                  if st in ("failed", "cancelled")), None)
+                  if st in plan.UNFINISHED), None)
     if "running" in states:
         state = "running"
     elif "failed" in states:
@@ -164,7 +161,7 @@ def summarise(nodes, node_results, final):
         state = "running"
     else:
         state = "pending"
-    ended = state in ("done", "failed", "cancelled")
+    ended = state in plan.ENDED
     return (state, min(started) if started else None,
             max(finished) if ended and finished else None, error)
 

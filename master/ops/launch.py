@@ -44,12 +44,9 @@ def last_failed(store, cluster, kind):
     """The cluster's last operation when it is a failed or cancelled `kind`: a rerun resumes
     it."""
     history = store.operations(cluster)
-    if history and history[-1]["kind"] == kind and history[-1]["state"] in ENDED_UNFINISHED:
+    if history and history[-1]["kind"] == kind and history[-1]["state"] in plan.UNFINISHED:
         return history[-1]
     return None
-
-
-ENDED_UNFINISHED = ("failed", "cancelled")
 
 
 def earlier_work(op):

@@ -155,6 +155,10 @@ PER_NODE_TARGETS = ("all", "workers", "storage")
 
 
 EARLIER = "done in an earlier run"
+# How an operation and each of its stages end; a rerun resumes the unfinished ones.
+UNFINISHED = ("failed", "cancelled")
+ENDED = ("done", *UNFINISHED)
+CANCELLED = "cancelled by the operator (cluster.cancel); run the same command again to resume"
 
 
 def resolve(spec, nodes, earlier=None, only=None, kind="provision", removed=None):

@@ -20,6 +20,8 @@ kill(node, jid) -> jid, cached_return(jid, node) -> data or None.
 
 import time
 
+from kubesalt.master.ops import plan
+
 # `state.sls` does not sync custom modules (only a highstate does): a node's first job of the
 # operation syncs the two kinds kubesalt ships (salt://_modules, salt://_states) before it
 # renders anything, in the same job.
@@ -34,8 +36,6 @@ KILL_WAIT = 10.0
 # right after it reconnected can be missed).
 ASK_AGAIN = 5.0
 EVENT_WAIT = 0.5
-
-CANCELLED = "cancelled by the operator (cluster.cancel)"
 
 
 class JobNotStarted(Exception):
@@ -53,7 +53,7 @@ class Scheduler:
         self.grace, self.presence_every = grace, presence_every
         self.results = {key: {"state": "pending"} for key in tasks}
         self.step = {key: 0 for key in tasks}
-        self.jobs = {}      # jid -> {"key": task key or None for a sync, "node", "deadline"}
+        self.jobs = {}      # jid -> {"key": task key, "node", "synced", "deadline"}
         self.busy = {}      # node -> jid of the state job it runs (one at a time per node)
         self.synced = set()  # nodes whose job with SYNC_MODS succeeded
         self.missing = {}   # node -> clock time its agent was first seen disconnected
@@ -265,12 +265,12 @@ class Scheduler:
         self._kill_deadline = self.clock() + KILL_WAIT
         for jid, job in list(self.jobs.items()):
             self._kill(job["node"], jid)
-            self._finish(job["key"], "cancelled", CANCELLED)
+            self._finish(job["key"], "cancelled", plan.CANCELLED)
         self.jobs.clear()
         self.busy.clear()
         for key, result in self.results.items():
             if result["state"] == "running":  # between two steps
-                self._finish(key, "cancelled", CANCELLED)
+                self._finish(key, "cancelled", plan.CANCELLED)
 
 
 def job_error(data):

@@ -10,6 +10,7 @@ import time
 
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import NotFound
+from kubesalt.master.ops import plan
 from kubesalt.master.processes import process_alive
 
 
@@ -69,9 +70,6 @@ def summary(op):
             "stages": [s["name"] for s in op["stages"] if s["state"] != "skipped"]}
 
 
-ENDED = ("done", "failed", "cancelled")
-
-
 def follow(store, op_id, timeout, progress):
     """Report each stage's start and end through `progress(line)` until operation `op_id`
     ends (`[12:01:03] containerd  done  8.2s  4 nodes`); returns its status view. Polls the
@@ -83,9 +81,9 @@ def follow(store, op_id, timeout, progress):
         for stage in op["stages"]:
             if seen.get(stage["name"]) != stage["state"]:
                 seen[stage["name"]] = stage["state"]
-                if stage["state"] in ("running", *ENDED):
+                if stage["state"] in ("running", *plan.ENDED):
                     progress(progress_line(stage))
-        if op["state"] in ENDED:
+        if op["state"] in plan.ENDED:
             return status_view(op)
         if time.monotonic() > deadline:
             view = status_view(op)
@@ -98,7 +96,7 @@ def progress_line(stage, now=None):
     """One line for a stage that started or ended."""
     moment = time.strftime("%H:%M:%S", time.localtime(now))
     took = _duration(stage["started_at"], stage["finished_at"]) \
-        if stage["state"] in ENDED else None
+        if stage["state"] in plan.ENDED else None
     count = len(stage["nodes"])
     where = f"{count} node{'s' if count != 1 else ''}" if count else "controller"
     line = f"[{moment}] {stage['name']:<20} {stage['state']:<9} " \
