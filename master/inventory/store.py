@@ -550,7 +550,7 @@ def _earlier_results(stage):
     done = stage.get("done_nodes") or []
     if not done:
         return None
-    return json.dumps({n: {"state": "skipped", "error": "done in an earlier run"}
+    return json.dumps({n: {"state": "skipped", "error": stage["done_reason"]}
                        for n in done}, sort_keys=True)
 
 

@@ -166,9 +166,9 @@ def resolve(spec, nodes, earlier=None, only=None, kind="provision", removed=None
     stages with nothing to target or not wanted by the blueprint are marked skipped.
     `earlier` ({stage name: node ids}, launch.earlier_work) is what a failed run finished: a
     stage done on all its nodes is skipped, one done on some lists them in `done_nodes`, which
-    the executor does not run again. `only` (node ids) provisions just those nodes into an
-    existing cluster. `removed` is the node record a removal takes out; `nodes` are then the
-    ones that stay."""
+    the executor does not run again (their records say `done_reason`). `only` (node ids)
+    provisions just those nodes into an existing cluster. `removed` is the node record a
+    removal takes out; `nodes` are then the ones that stay."""
     plan = []
     earlier = earlier or {}
     for stage in PLANS[kind]:
@@ -189,5 +189,5 @@ def resolve(spec, nodes, earlier=None, only=None, kind="provision", removed=None
         elif stage.name in earlier and len(done) == len(targets):
             skip = EARLIER
         plan.append({**dataclasses.asdict(stage), "nodes": targets, "skip": skip,
-                     "done_nodes": [] if skip else done})
+                     "done_nodes": [] if skip else done, "done_reason": EARLIER})
     return plan
