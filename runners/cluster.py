@@ -11,6 +11,7 @@ which unit tests call without a master.
 
 import functools
 
+from kubesalt.master.health import check as health_check
 from kubesalt.master.inventory import choices
 from kubesalt.master.inventory import clusters
 from kubesalt.master.inventory import matrix as matrix_mod
@@ -42,14 +43,33 @@ def show(name):
     its nodes ready/total."""
     store = support.store(__opts__)
     return clusters.show(store, name,
-                         counts=nodes.counts(store, support.pki_dir(__opts__), name))
+                         counts=nodes.counts(store, support.pki_dir(__opts__), name),
+                         health=health_check.views(store)[0])
 
 
 @support.verb
 def list_():
-    """All clusters with their settings and their nodes ready/total."""
+    """All clusters with their settings, their nodes ready/total and their health."""
     store = support.store(__opts__)
-    return clusters.list_(store, counts=nodes.counts(store, support.pki_dir(__opts__)))
+    return clusters.list_(store, counts=nodes.counts(store, support.pki_dir(__opts__)),
+                          health=health_check.views(store)[0])
+
+
+@support.verb
+def health(name):
+    """Check the cluster's health now: each node's agent asked, and Kubernetes' node readiness
+    through a master that answers. The controller also checks every 15 s and fires
+    kubesalt/cluster/NAME/health and kubesalt/node/ID/health events when a health changes."""
+    store = support.store(__opts__)
+    pki_dir = support.pki_dir(__opts__)
+    clusters.record(store, name)
+    probe = saltcalls.HealthProbe(__opts__, health_check.kubectl_command())
+    try:
+        changes = health_check.check(store, pki_dir, probe, name)
+    finally:
+        probe.close()
+    saltcalls.fire_health(__opts__, changes)
+    return health_check.report(store, name)
 
 
 @support.verb

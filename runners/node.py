@@ -32,17 +32,20 @@ def list_(cluster=None, status=None, search=None, sort="hostname"):
     """Enrolled nodes with their status; filter by cluster, status or search text (a
     substring or glob of id, cluster, status, address); sort by hostname, status, created or
     cluster (prefix - to reverse)."""
-    return nodes.list_nodes(support.store(__opts__), support.pki_dir(__opts__),
+    store = support.store(__opts__)
+    return nodes.list_nodes(store, support.pki_dir(__opts__),
                             cluster=cluster, status=status, search=search, sort=sort,
-                            connected_ids=saltcalls.connected_ids(__opts__))
+                            connected_ids=saltcalls.connected_ids(__opts__),
+                            health=store.node_health())
 
 
 @support.verb
 def show(node):
     """One node with every probed fact."""
-    _, shown = nodes.get(support.store(__opts__), support.pki_dir(__opts__), node,
+    store = support.store(__opts__)
+    _, shown = nodes.get(store, support.pki_dir(__opts__), node,
                          saltcalls.cached_grains(__opts__, node),
-                         node in saltcalls.connected_ids(__opts__))
+                         node in saltcalls.connected_ids(__opts__), store.node_health())
     return shown
 
 

@@ -82,7 +82,8 @@ def kubesalt_config(layout, settings):
         "outputter_dirs": [str(tree.master_dir() / "output")],
         "output": "kubesalt",
         "engines": [{"kubesalt_endpoint": {"interface": settings["interface"],
-                                           "port": int(settings["https_port"])}}],
+                                           "port": int(settings["https_port"])}},
+                    {"kubesalt_health": {}}],
         # Runners and the executor need the minions' grains without asking them again.
         "minion_data_cache": True,
         "reactor": [{tag: [str(reactor_dir / sls) for sls in files]}

@@ -33,12 +33,18 @@ def record(store, name):
 NO_NODES = {"total": 0, "ready": 0}
 
 
-def _view(cluster, matrix, counts=None):
+# A cluster the health checks have not reached yet (master/health).
+NOT_CHECKED = {"state": "unknown", "reason": "not checked yet", "problems": []}
+
+
+def _view(cluster, matrix, counts=None, health=None):
     data = spec_mod.describe(cluster.spec, matrix)
     data.update(state=cluster.state, created_at=cluster.created_at,
                 updated_at=cluster.updated_at, revision=cluster.revision)
     if counts is not None:
         data["nodes"] = dict(counts.get(cluster.spec.name, NO_NODES))
+    if health is not None:
+        data["health"] = health.get(cluster.spec.name) or dict(NOT_CHECKED)
     return data
 
 
@@ -56,14 +62,15 @@ def create(store, name, matrix=None, **options):
     return show(store, name, matrix, counts={})  # a new cluster has no nodes yet
 
 
-def show(store, name, matrix=None, counts=None):
-    """The cluster's settings and state; with `counts` (nodes.counts) its nodes ready/total."""
-    return _view(record(store, name), matrix or matrix_mod.default(), counts)
+def show(store, name, matrix=None, counts=None, health=None):
+    """The cluster's settings and state; with `counts` (nodes.counts) its nodes ready/total,
+    with `health` ({cluster: health}, master/health/check.views) its health."""
+    return _view(record(store, name), matrix or matrix_mod.default(), counts, health)
 
 
-def list_(store, matrix=None, counts=None):
+def list_(store, matrix=None, counts=None, health=None):
     matrix = matrix or matrix_mod.default()
-    return [_view(c, matrix, counts) for c in store.clusters()]
+    return [_view(c, matrix, counts, health) for c in store.clusters()]
 
 
 def update(store, name, matrix=None, **changes):

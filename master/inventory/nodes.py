@@ -37,7 +37,7 @@ def status_of(record, key_state):
     return status
 
 
-def view(record, key_state, grains=None, connected=None):
+def view(record, key_state, grains=None, connected=None, health=None):
     data = {
         "id": record["id"],
         "hostname": record["id"],
@@ -54,11 +54,14 @@ def view(record, key_state, grains=None, connected=None):
         data["reported_facts"] = dict(record.get("reported_facts") or {})
     if connected is not None:
         data["connected"] = connected
+    if health is not None:
+        # what the last health check found (master/health), for nodes with accepted keys
+        data["health"] = health.get(record["id"])
     return data
 
 
 def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hostname",
-               connected_ids=None):
+               connected_ids=None, health=None):
     sort_field = sort.lstrip("-") if sort else "hostname"
     if sort_field not in SORT_KEYS:
         raise _refuse("sort", f"{sort!r} is not a sort order; use hostname, -hostname, status, "
@@ -74,7 +77,8 @@ def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hos
     rows = []
     for record, key_state in _with_key_states(store, pki_dir, cluster):
         row = view(record, key_state,
-                   connected=None if connected_ids is None else record["id"] in connected_ids)
+                   connected=None if connected_ids is None else record["id"] in connected_ids,
+                   health=health)
         if status is not None and row["status"] != str(status).upper():
             continue
         if search and not _matches(row, str(search)):
@@ -112,14 +116,14 @@ def _matches(row, text):
     return text in haystack.lower()
 
 
-def get(store, pki_dir, node_id, grains=None, connected=None):
+def get(store, pki_dir, node_id, grains=None, connected=None, health=None):
     try:
         record = store.get_node(node_id)
     except NotFound:
         raise _refuse("node", f"no node {node_id!r} has enrolled; see salt-run node.list") \
             from None
     key_state = keys.state_for(keys.key_states(pki_dir).get(node_id), record["pub_sha256"])
-    return record, view(record, key_state, grains, connected)
+    return record, view(record, key_state, grains, connected, health)
 
 
 def check_approvable(store, pki_dir, node_id):

@@ -105,6 +105,24 @@ MIGRATIONS = [
     """
     ALTER TABLE operations ADD COLUMN cancel_requested REAL;
     """,
+    # Health as the controller's checks last found it (master/health): each state with the
+    # time it began, so "degraded since" survives a restart of the controller.
+    """
+    CREATE TABLE cluster_health (
+        cluster     TEXT PRIMARY KEY REFERENCES clusters(name) ON DELETE CASCADE,
+        state       TEXT NOT NULL,
+        since       REAL NOT NULL,
+        checked_at  REAL NOT NULL,
+        detail      TEXT
+    );
+    CREATE TABLE node_health (
+        node        TEXT PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+        state       TEXT NOT NULL,
+        reason      TEXT,
+        since       REAL NOT NULL,
+        checked_at  REAL NOT NULL
+    );
+    """,
 ]
 
 # What a cluster or node is while an operation works on it; an interrupted operation leaves
@@ -375,6 +393,59 @@ class Store:
         with self.transaction() as conn:
             conn.executemany("UPDATE nodes SET phase=?, updated_at=? WHERE id=?",
                              [(phase, time.time(), n) for n in node_ids])
+
+    # ---- health -----------------------------------------------------------------------------
+
+    def record_health(self, cluster, state, detail, nodes, now=None):
+        """Store one check of `cluster`: its state with `detail` (JSON-able) and each node's
+        (state, reason) in `nodes`. A state that did not change keeps its `since`. Returns
+        what changed: [(kind "cluster"|"node", id, old state or None, new state)]."""
+        now = time.time() if now is None else now
+        changes = []
+        with self.transaction() as conn:
+            self.get_cluster(cluster, conn)
+            known = {row["id"] for row in conn.execute(
+                "SELECT id FROM nodes WHERE cluster=?", (cluster,))}
+            for node_id, (node_state, reason) in sorted(nodes.items()):
+                if node_id not in known:  # removed while the check ran
+                    continue
+                row = conn.execute("SELECT state, since FROM node_health WHERE node=?",
+                                   (node_id,)).fetchone()
+                since = row["since"] if row and row["state"] == node_state else now
+                conn.execute(
+                    "INSERT INTO node_health(node, state, reason, since, checked_at) "
+                    "VALUES (?,?,?,?,?) ON CONFLICT(node) DO UPDATE SET state=excluded.state, "
+                    "reason=excluded.reason, since=excluded.since, "
+                    "checked_at=excluded.checked_at", (node_id, node_state, reason, since, now))
+                if not row or row["state"] != node_state:
+                    changes.append(("node", node_id, row["state"] if row else None,
+                                    node_state))
+            row = conn.execute("SELECT state, since FROM cluster_health WHERE cluster=?",
+                               (cluster,)).fetchone()
+            since = row["since"] if row and row["state"] == state else now
+            conn.execute(
+                "INSERT INTO cluster_health(cluster, state, since, checked_at, detail) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(cluster) DO UPDATE SET state=excluded.state, "
+                "since=excluded.since, checked_at=excluded.checked_at, detail=excluded.detail",
+                (cluster, state, since, now, json.dumps(detail, sort_keys=True)))
+            if not row or row["state"] != state:
+                changes.append(("cluster", cluster, row["state"] if row else None, state))
+        return changes
+
+    def cluster_health(self):
+        """{cluster: {state, since, checked_at, **detail}} of the clusters checked so far."""
+        with self.reading() as conn:
+            rows = conn.execute("SELECT * FROM cluster_health").fetchall()
+        return {r["cluster"]: {**json.loads(r["detail"] or "{}"), "state": r["state"],
+                               "since": r["since"], "checked_at": r["checked_at"]}
+                for r in rows}
+
+    def node_health(self):
+        """{node: {state, reason, since, checked_at}} of the nodes checked so far."""
+        with self.reading() as conn:
+            rows = conn.execute("SELECT * FROM node_health").fetchall()
+        return {r["node"]: {"state": r["state"], "reason": r["reason"], "since": r["since"],
+                            "checked_at": r["checked_at"]} for r in rows}
 
     # ---- operations ---------------------------------------------------------------------------
 

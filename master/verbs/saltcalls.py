@@ -24,12 +24,24 @@ from kubesalt.master.verbs import support
 PROBE_TIMEOUT = 60
 # How long node.logs waits for a node's answer.
 AGENT_LOG_TIMEOUT = 20
+# How long a health check waits for the agents' answers, and for a master's API.
+PING_TIMEOUT = 5
+READINESS_TIMEOUT = 15
 
 
 def fire(opts, tag, data):
     """Put an event on the master's bus."""
     with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=False) as bus:
         bus.fire_event(dict(data), tag)  # fire_event stamps the dict it is given
+
+
+def fire_health(opts, changes):
+    """An event for each change a health check found (master/health/check.py):
+    kubesalt/cluster/NAME/health or kubesalt/node/ID/health, with the new and previous
+    state."""
+    for kind, subject, old, new in changes:
+        fire(opts, f"kubesalt/{kind}/{subject}/health",
+             {kind: subject, "state": new, "previous": old})
 
 
 def fire_node(opts, node_id, status, data=None):
@@ -204,3 +216,44 @@ def log_answer(answer):
     if answer is None or isinstance(answer, dict):
         return answer
     return {"error": answer_text(answer)}
+
+
+class HealthProbe:
+    """The Salt side of a health check (master/health/check.py), over one LocalClient.
+    `kubectl` is the command and connection options on a master (map.jinja's kubectl_cmd)."""
+
+    def __init__(self, opts, kubectl):
+        self.client = salt.client.LocalClient(mopts=opts)
+        self.kubectl = list(kubectl)
+
+    def close(self):
+        self.client.destroy()
+
+    def answering(self, ids):
+        """The ids among `ids` whose agent answered a ping within PING_TIMEOUT. (cmd() would
+        also ask each silent node whether the job still runs: another gather_job_timeout.)"""
+        pub = self.client.run_job(list(ids), "test.ping", tgt_type="list",
+                                  timeout=PING_TIMEOUT, listen=True)
+        expected = set((pub or {}).get("minions") or [])
+        answered = set()
+        deadline = time.monotonic() + PING_TIMEOUT
+        while expected - answered and time.monotonic() < deadline:
+            event = self.client.event.get_event(wait=0.2, tag=f"salt/job/{pub['jid']}/ret/",
+                                                full=True)
+            data = (event or {}).get("data") or {}
+            if data.get("return") is True:
+                answered.add(data.get("id"))
+        return answered & expected
+
+    def readiness(self, master):
+        """Every Kubernetes node's readiness as `master`'s API server reports it, or None.
+        A master provisioned before kubesalt_node.readiness existed is synced once."""
+        def ask():
+            return self.client.cmd(master, "kubesalt_node.readiness", [self.kubectl],
+                                   timeout=READINESS_TIMEOUT).get(master)
+
+        answer = ask()
+        if isinstance(answer, str) and "is not available" in answer:
+            self.client.cmd(master, "saltutil.sync_modules", timeout=READINESS_TIMEOUT)
+            answer = ask()
+        return answer if isinstance(answer, dict) else None

@@ -9,6 +9,8 @@ argument lists, the same command lines the states ran before.
 gives them (kubectl_cmd, etcdctl_cmd).
 """
 
+import json
+
 __virtualname__ = "kubesalt_node"
 
 PRESENT, ABSENT, UNREACHABLE = "present", "absent", "unreachable"
@@ -51,6 +53,31 @@ def is_schedulable(result):
     return result.get("retcode") == 0 and (result.get("stdout") or "").strip() != "true"
 
 
+def readiness_of(result):
+    """{node name: {"ready": "True"|"False"|"Unknown", "reason"}} from what
+    `kubectl get nodes -o json` answered (a cmd.run_all result), or None when the API did not
+    answer with a node list: then nothing is known about any node. A node without a Ready
+    condition yet is Unknown, as kubectl shows it."""
+    if result.get("retcode") != 0:
+        return None
+    try:
+        listing = json.loads(result.get("stdout") or "")
+    except ValueError:
+        return None
+    if not isinstance(listing, dict) or not isinstance(listing.get("items"), list):
+        return None
+    found = {}
+    for item in listing["items"]:
+        name = ((item or {}).get("metadata") or {}).get("name")
+        if not name:
+            continue
+        conditions = ((item.get("status") or {}).get("conditions")) or []
+        ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+        found[name] = {"ready": str(ready.get("status", "Unknown")),
+                       "reason": ready.get("reason") or ready.get("message") or None}
+    return found
+
+
 # -- actions ---------------------------------------------------------------------------------
 
 
@@ -86,3 +113,9 @@ def etcd_member_list(etcdctl):
 
 def etcd_member_remove(member_id, etcdctl):
     return _run(list(etcdctl) + ["member", "remove", member_id])
+
+
+def readiness(kubectl):
+    """Every Kubernetes node's readiness as this master's API server reports it
+    (readiness_of); what the controller's health checks ask."""
+    return readiness_of(_run(list(kubectl) + ["get", "nodes", "-o", "json"]))

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -124,6 +125,35 @@ class Controller:
         code, data = self.run(fun, *args)
         assert code == 0, f"salt-run {fun} {args} exited {code}: {data}"
         return data
+
+    @contextlib.contextmanager
+    def events(self, prefix):
+        """Listen on the master's event bus (from now on) for tags starting with `prefix`."""
+        import salt.config
+        import salt.utils.event
+
+        opts = salt.config.master_config(str(self.conf_dir / "master"))
+        bus = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
+        try:
+            yield EventWatch(bus, prefix)
+        finally:
+            bus.destroy()
+
+
+class EventWatch:
+    def __init__(self, bus, prefix):
+        self.bus, self.prefix = bus, prefix
+
+    def wait_for(self, predicate, timeout):
+        """The first event under the prefix for which `predicate(event)` holds, within
+        `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            event = self.bus.get_event(wait=min(1.0, deadline - time.monotonic()),
+                                       tag=self.prefix, full=True)
+            if event is not None and predicate(event):
+                return event
+        raise AssertionError(f"no event {self.prefix}... as wanted within {timeout}s")
 
 
 def last_json(text):

@@ -58,6 +58,8 @@ INVALID = [
     ("cluster.cancel", {"name": "nope"}, "name"),
     ("cluster.cancel", {"name": "keep"}, "name"),
     ("cluster.cancel", {"name": "keep", "wait": "maybe"}, "wait"),
+    ("cluster.health", {}, "name"),
+    ("cluster.health", {"name": "nope"}, "name"),
 ]
 
 

@@ -215,3 +215,43 @@ def test_list_filters_and_sorts(controller, make_node):
     assert controller.run_ok("node.list", "cluster=other", "status=APPROVED") == []
     code, out = controller.run("node.list", "sort=size")
     assert code != 0 and out["errors"][0]["field"] == "sort"
+
+
+def test_health_follows_the_agents_and_fires_events(controller, make_node):
+    """cluster.health asks the agents now; a stopped agent makes the cluster down (its only
+    node), a restarted one healthy again, each change an event on the bus."""
+    controller.run_ok("cluster.create", "hlth", "auto_approve=True")
+    dest = Path(tempfile.mkdtemp(prefix="ksh-"))
+    controller.run_ok("cluster.installer", "hlth", f"dest={dest}")
+    node = LoopbackNode(dest / "n", "node-hhhh0001-127-0-0-1-hlth",
+                        (dest / "hlth.pem").read_text(),
+                        (dest / "hlth-passphrase.txt").read_text().strip(), "hlth")
+    node.generate_keys()
+    try:
+        assert controller.run_ok("cluster.health", "hlth")["state"] == "unknown"
+        assert node.enroll()[0] == 200
+        node.start_minion()
+        # the controller's own checks (the kubesalt_health engine) find it, unasked
+        wait_for(lambda: controller.run_ok("cluster.show", "hlth")["health"]["state"] ==
+                 "healthy", 60, "the health engine to find the cluster's only node")
+        shown = controller.run_ok("cluster.list")
+        assert [c["health"]["problems"] for c in shown if c["name"] == "hlth"] == [[]]
+        assert controller.run_ok("node.show", node.id)["health"]["state"] == "healthy"
+
+        with controller.events("kubesalt/cluster/hlth/health") as events:
+            node.stop_minion()
+            health = controller.run_ok("cluster.health", "hlth")
+            assert health["state"] == "down"
+            assert health["problems"] == [{"node": node.id, "state": "disconnected",
+                                           "reason": "its agent did not answer the controller",
+                                           "since": health["since"]}]
+            assert events.wait_for(lambda e: e["data"]["state"] == "down", 30)["data"][
+                "previous"] == "healthy"
+        listed = controller.run_ok("node.list", "cluster=hlth")
+        assert listed[0]["health"]["state"] == "disconnected"
+        node.start_minion()
+        wait_for(lambda: controller.run_ok("cluster.health", "hlth")["state"] == "healthy",
+                 60, "the restarted agent to answer")
+    finally:
+        node.stop_minion()
+        shutil.rmtree(dest, ignore_errors=True)

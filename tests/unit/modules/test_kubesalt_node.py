@@ -94,6 +94,20 @@ def test_is_schedulable(case):
     assert execution.is_schedulable(case["result"]) is case["expected"]
 
 
+@pytest.mark.parametrize("case", CASES["readiness_of"], ids=title)
+def test_readiness_of(case):
+    execution, _, _ = modules()
+    assert execution.readiness_of(case["result"]) == case["expected"]
+
+
+def test_readiness_asks_the_api_for_every_node():
+    execution, _, run_all = modules({"get nodes -o json": {
+        "stdout": '{"items": [{"metadata": {"name": "m1"}, "status": {"conditions": '
+                  '[{"type": "Ready", "status": "True"}]}}]}'}})
+    assert execution.readiness(COMMANDS["KUBECTL"]) == {"m1": {"ready": "True", "reason": None}}
+    assert run_all.ran == [COMMANDS["KUBECTL"] + ["get", "nodes", "-o", "json"]]
+
+
 @pytest.mark.parametrize("case", CASES["actions"],
                          ids=lambda case: f"{case['function']} {len(case['args'])}")
 def test_actions_run_the_command_lines_the_states_ran(case):
