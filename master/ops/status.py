@@ -9,6 +9,7 @@ store of their own.
 import time
 
 from kubesalt.master.errors import Refused
+from kubesalt.master.health import check as health_check
 from kubesalt.master.inventory.store import NotFound
 from kubesalt.master.ops import plan
 from kubesalt.master.processes import process_alive
@@ -137,7 +138,8 @@ def cluster_status(store, name, history=False):
     # the operation done, so a finished operation is never shown beside its busy state (read
     # first, the state could be RESETTING while the operation read a moment later was done).
     record = store.get_cluster(name)
-    result = {"cluster": name, "state": record["state"]}
+    result = {"cluster": name, "state": record["state"],
+              "health": health_check.views(store)[0].get(name)}
     if history:
         result["operations"] = ops
     else:

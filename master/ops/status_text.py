@@ -1,6 +1,8 @@
 """What an operator reads by default: an operation as a stage table, a cluster's status as
-its state over that table, progress as one line. Plain text; `--out=json` has the data.
+its state and health over that table, progress as one line. Plain text; `--out=json` has the data.
 Used by kubesalt's outputter (master/output/kubesalt_out.py); None for anything else."""
+
+import time
 
 STAGE_WIDTH = 20
 
@@ -27,6 +29,8 @@ def _is_operation(data):
 
 def cluster_status(data):
     lines = [f"cluster {data['cluster']}: {data['state']}"]
+    if data.get("health"):
+        lines.extend(health_lines(data["health"]))
     ops = data.get("operations")
     if ops is None:
         ops = [data["operation"]] if data.get("operation") else []
@@ -37,6 +41,20 @@ def cluster_status(data):
     if ops:
         lines.append(operation_table(ops[-1]))
     return "\n".join(lines)
+
+
+def health_lines(health):
+    """The cluster's health, one line, and one more per node with a problem."""
+    since = f" since {_clock(health['since'])}" if health.get("since") else ""
+    lines = [f"health: {health['state']}{since}"]
+    for problem in health.get("problems") or []:
+        since = f" since {_clock(problem['since'])}" if problem.get("since") else ""
+        lines.append(f"  {problem['node']}: {problem['state']}{since}: {problem['reason']}")
+    return lines
+
+
+def _clock(timestamp):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
 def _headline(op):

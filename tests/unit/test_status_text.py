@@ -58,6 +58,20 @@ def test_a_cluster_status_puts_the_state_over_the_table_and_history_one_line_eac
         "cluster c: CREATED\nno operation has run on this cluster yet"
 
 
+def test_a_cluster_status_shows_the_health_under_the_state():
+    health = {"state": "degraded", "since": 1_800_000_000.0, "problems": [
+        {"node": "m1", "state": "disconnected", "since": 1_800_000_000.0,
+         "reason": "its agent did not answer the controller"}]}
+    lines = status_text.render({"cluster": "c", "state": "READY", "health": health,
+                                "operation": status.status_view(op_record("done"))}
+                               ).splitlines()
+    assert lines[0] == "cluster c: READY"
+    assert re.fullmatch(r"health: degraded since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", lines[1])
+    assert re.fullmatch(r"  m1: disconnected since .*: its agent did not answer the controller",
+                        lines[2])
+    assert lines[3].startswith("operation op-1 (provision)")
+
+
 def test_progress_events_print_their_message_and_other_data_is_left_to_salt():
     assert status_text.render({"suffix": "progress", "event": {"message": "[1] x", "_stamp":
                                                                "t"}}) == "[1] x"

@@ -113,7 +113,7 @@ def _operation(store, op_id, states):
 def test_cluster_status_shows_the_last_operation_or_every_one(world):
     store, _ = world
     assert status.cluster_status(store, "c") == {"cluster": "c", "state": "CREATED",
-                                                 "operation": None}
+                                                 "health": None, "operation": None}
     _operation(store, "op-1", {"os": "done", "etcd": "failed"})
     _operation(store, "op-2", {"os": "done", "etcd": "pending"})
     last = status.cluster_status(store, "c")["operation"]
