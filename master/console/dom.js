@@ -63,6 +63,16 @@ export function badge(status, testid) {
     "data-status": text}, text);
 }
 
+/** A cluster's or node's health (master/health) as a badge whose title says why. */
+export function healthBadge(health, testid) {
+  const state = health?.state || "unknown";
+  const el = badge(state, testid);
+  const reason = health?.reason || (health?.problems || [])
+    .map((p) => `${p.node}: ${p.state}`).join(", ");
+  if (reason) el.title = reason;
+  return el;
+}
+
 /** `{env: "prod"}` as small chips. */
 export function labelChips(labels) {
   const entries = Object.entries(labels || {});

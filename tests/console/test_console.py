@@ -6,6 +6,7 @@ screenshotted (KUBESALT_SHOTS, or a tmp directory).
 Synchronisation is Playwright's auto-waiting `expect` only; where the controller itself has to
 reach a state (a loopback node's facts), tests.waiting polls salt-run."""
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -115,6 +116,10 @@ def test_create_cluster_refused_then_created(ctl, op_page):
     expect(row).to_contain_text("dedicated-multi-master")
     expect(row).to_contain_text("0/0")
     expect(row).to_contain_text("env=prod")
+    # no node to check yet: the health says so, and why
+    expect(row.get_by_test_id("cluster-health")).to_have_text("unknown")
+    expect(row.get_by_test_id("cluster-health")).to_have_attribute(
+        "title", re.compile("not checked yet|no node of the cluster has an accepted key"))
 
 
 def test_clusters_search_and_sort(ctl, op_page):

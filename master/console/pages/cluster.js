@@ -3,7 +3,7 @@
 
 import * as api from "../api.js";
 import * as session from "../session.js";
-import {badge, clear, h} from "../dom.js";
+import {badge, clear, h, healthBadge} from "../dom.js";
 import {errorBox} from "../notice.js";
 import {actionBar} from "./cluster-actions.js";
 import * as nodesTab from "./nodes.js";
@@ -59,6 +59,7 @@ export function mount(main, route) {
   function renderHead() {
     clear(head, h("dl", {class: "facts inline"},
       h("dt", {}, "State"), h("dd", {}, badge(cluster.state, "cluster-state")),
+      h("dt", {}, "Health"), h("dd", {}, healthBadge(cluster.health, "cluster-health")),
       h("dt", {}, "Type"), h("dd", {}, cluster.type),
       h("dt", {}, "Kubernetes"), h("dd", {"data-testid": "cluster-version"}, cluster.k8s_version),
       h("dt", {}, "Location"), h("dd", {}, cluster.location || "—")));

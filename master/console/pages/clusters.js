@@ -1,9 +1,9 @@
-// Clusters: one table (name, type, version, state, nodes ready/total, location, labels) with
-// search, sortable headers and pages of 50.
+// Clusters: one table (name, type, version, state, health, nodes ready/total, location,
+// labels) with search, sortable headers and pages of 50.
 
 import * as api from "../api.js";
 import * as session from "../session.js";
-import {badge, clear, h, labelChips} from "../dom.js";
+import {badge, clear, h, healthBadge, labelChips} from "../dom.js";
 import {errorBox} from "../notice.js";
 import {DataTable, searchBox} from "../table.js";
 
@@ -20,6 +20,8 @@ const COLUMNS = [
   {key: "type", label: "Type"},
   {key: "k8s_version", label: "Kubernetes"},
   {key: "state", label: "State", render: (c) => badge(c.state, "cluster-state")},
+  {key: "health", label: "Health", value: (c) => c.health?.state || "",
+    render: (c) => healthBadge(c.health, "cluster-health")},
   {key: "nodes", label: "Nodes ready/total",
     value: (c) => (c.nodes ? c.nodes.ready * 100000 + c.nodes.total : -1), render: nodesCell},
   {key: "location", label: "Location"},

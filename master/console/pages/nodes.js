@@ -3,7 +3,7 @@
 // its agent log). Refreshes itself every 5 s so new nodes appear as they enroll.
 
 import * as api from "../api.js";
-import {badge, clear, formatTime, h} from "../dom.js";
+import {badge, clear, formatTime, h, healthBadge} from "../dom.js";
 import {confirmAction} from "../dialogs.js";
 import {errorBox, notify, reportError} from "../notice.js";
 import {DataTable, searchBox} from "../table.js";
@@ -42,6 +42,8 @@ export function mount(panel, ctx, route) {
       render: (n) => formatTime(n.enrolled_at)},
     {key: "connected", label: "Agent",
       render: (n) => (n.connected === undefined ? "" : n.connected ? "connected" : "away")},
+    {key: "health", label: "Health",
+      render: (n) => (n.health ? healthBadge(n.health, "node-health") : "")},
   ];
   if (ctx.operator) columns.push({key: "actions", label: "Actions", render: nodeActions});
   const table = new DataTable({columns, testid: "nodes-table", headerSort: false,
