@@ -1,5 +1,7 @@
 """The lab itself: real booted nodes, isolated from the host and from each other."""
 
+import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -7,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from kubesalt.minion_bootstrap import probes
+from tests.labkit import LabError
+from tests.labkit.lab import PREFIX
 
 pytestmark = pytest.mark.lab
 
@@ -117,3 +121,107 @@ def test_three_member_etcd_is_healthy(lab):
     for node in members:
         node.systemctl("stop", "etcd")
         node.run(["rm", "-rf", "/var/lib/etcd/lab", "/etc/default/etcd"])
+
+
+BOOT_PROBE = "/etc/systemd/system/lab-boot-probe.service"
+BOOT_LOG = "/var/lib/lab-boot-probe"
+
+
+@pytest.fixture
+def probed_node(lab):
+    """The last node, with a file on its disk and an enabled unit that logs every boot."""
+    node = lab.nodes[-1]
+    node.write("/root/survivor", "written before\n")
+    node.write(BOOT_PROBE, "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+                           f"ExecStart=/bin/sh -c 'echo boot >> {BOOT_LOG}'\n\n"
+                           "[Install]\nWantedBy=multi-user.target\n")
+    node.systemctl("enable", "--now", "lab-boot-probe", check=True)
+    yield node, _identity(node)
+    if node.pid is None:
+        node.boot()
+        node.wait_running()
+    node.systemctl("disable", "--now", "lab-boot-probe")
+    node.run(["rm", "-f", BOOT_PROBE, BOOT_LOG, "/root/survivor"])
+
+
+def _identity(node):
+    return (node.run(["hostname"]).stdout, node.read("/etc/machine-id"),
+            node.run(["ip", "-4", "-o", "addr", "show", "host0"]).stdout.split()[3])
+
+
+def _boots(node):
+    return node.read(BOOT_LOG).count("boot")
+
+
+def _assert_the_same_machine_back(node, lab, identity, boots):
+    assert node.run(["systemctl", "is-system-running"]).stdout.strip() in ("running",
+                                                                           "degraded")
+    assert _identity(node) == identity
+    assert node.read("/root/survivor") == "written before\n"
+    assert node.systemctl("is-active", "lab-boot-probe").stdout.strip() == "active"
+    assert _boots(node) == boots  # the enabled unit ran once more, at this boot
+    # a refused connection (nothing listens) proves the path, both ways over the bridge
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((node.address, 22222), 2)
+    back = node.run(["python3", "-c", "import socket; socket.create_connection(("
+                     f"'{lab.bridge_address}', 22222), 2)"])
+    assert "ConnectionRefusedError" in back.stderr, back.stderr
+
+
+def test_a_node_reboots_with_its_disk_units_and_network(lab, probed_node):
+    node, identity = probed_node
+    before = node.pid
+    started = time.monotonic()
+    assert node.reboot() in ("running", "degraded")
+    seconds = time.monotonic() - started
+    assert node.pid != before
+    _assert_the_same_machine_back(node, lab, identity, boots=2)
+    assert seconds < 10, f"a reboot took {seconds:.1f}s"
+
+
+def test_a_node_reboots_itself(lab, probed_node):
+    """`systemctl reboot` in the node: nspawn exits 133 and the node boots again."""
+    node, identity = probed_node
+    before = node.pid
+    node.run(["systemctl", "reboot"], check=True)
+    node.wait_running(replacing=before)
+    _assert_the_same_machine_back(node, lab, identity, boots=2)
+
+
+def test_a_node_survives_a_power_cut(lab, probed_node):
+    node, identity = probed_node
+    before = node.pid
+    node.power_cut()
+    assert node.pid != before
+    _assert_the_same_machine_back(node, lab, identity, boots=2)
+
+
+def test_a_powered_off_node_is_down_until_booted(lab, probed_node):
+    node, identity = probed_node
+    assert _processes_of(node)
+    node.power_off()
+    assert node.pid is None and _processes_of(node) == []
+    assert {n["name"]: n["running"] for n in lab.status()["nodes"]}[node.name] is False
+    with pytest.raises(LabError, match="is not running"):
+        node.run(["true"])
+    with pytest.raises(LabError, match="is not running"):
+        node.reboot()
+    node.boot()
+    node.wait_running()
+    _assert_the_same_machine_back(node, lab, identity, boots=2)
+
+
+def _processes_of(node):
+    """Host PIDs running in the node's cgroups (its launcher, nspawn and the machine); not
+    zombies: launchers this process started and did not reap stay listed under the name."""
+    inside = re.compile(rf":/{PREFIX}/{node.name}(/|$)", re.M)
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state != "Z" and inside.search((proc / "cgroup").read_text()):
+                found.append(int(proc.name))
+        except OSError:  # ended meanwhile
+            continue
+    return found
+

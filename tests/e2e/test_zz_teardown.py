@@ -1,6 +1,7 @@
 """Runs last: `down` leaves no node, namespace, link, mount, cgroup or process behind."""
 
 import subprocess
+import time
 
 import pytest
 
@@ -16,7 +17,11 @@ def test_down_leaves_nothing_behind(lab):
     lab = Lab()
     if not lab.nodes:
         lab.up(2, ntp=False)
+    # a node in the middle of a reboot: its next boot must neither outlive nor stall `down`
+    lab.nodes[0].run(["systemctl", "reboot"], check=True)
+    started = time.monotonic()
     lab.down()
+    assert time.monotonic() - started < 10
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert BRIDGE not in links and "vb-" not in links
     mounts = subprocess.run(["mount"], capture_output=True, text=True).stdout

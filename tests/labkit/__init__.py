@@ -8,6 +8,7 @@ services, and nothing leaks to the host.
     lab = Lab()
     lab.up(4)                       # node1..node4 at 10.77.0.11.. on bridge kslab0 (10.77.0.1)
     lab.node("node1").run(["hostname"])
+    lab.node("node1").reboot()      # or power_cut(), or power_off() ... boot(): same disk
     lab.down()
 
 NTP: the lab's NTP server is chrony in a dedicated infra node `ntp` (10.77.0.2), run under

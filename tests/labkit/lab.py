@@ -10,10 +10,12 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from . import rootfs
+from .launcher import children
 
 PREFIX = "kslab"
 BRIDGE = PREFIX + "0"
@@ -26,6 +28,7 @@ CGROUP_ROOTS = (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd"))
 NODE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
 BOOT_TIMEOUT = 60
+LAUNCHER = Path(__file__).with_name("launcher.py")
 
 
 class LabError(RuntimeError):
@@ -48,22 +51,13 @@ def _wait(predicate, timeout, what, interval=0.05):
 
 
 def _alive(pid):
+    """Whether pid runs; an exited launcher stays a zombie until whoever started it reaps
+    it, which may be never (the test process does not wait for its nodes)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-
-
-def _children(pid):
-    found = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as handle:
-                found.extend(int(c) for c in handle.read().split())
-    except OSError:
-        pass
-    return found
 
 
 class Node:
@@ -81,23 +75,31 @@ class Node:
 
     @property
     def launcher_pid(self):
+        """PID of the node's launcher (tests/labkit/launcher.py): its power supply, which
+        runs systemd-nspawn and boots the node again when it reboots."""
         try:
-            return int((self.dir / "nspawn.pid").read_text())
+            return int((self.dir / "launcher.pid").read_text())
         except (OSError, ValueError):
             return None
 
     @property
-    def pid(self):
-        """PID (on the host) of the node's systemd, its PID 1."""
+    def powered(self):
         launcher = self.launcher_pid
-        if launcher is None or not _alive(launcher):
+        return launcher is not None and _alive(launcher)
+
+    @property
+    def pid(self):
+        """PID (on the host) of the node's systemd, its PID 1; None while it is off or
+        between two boots."""
+        if not self.powered:
             return None
-        for child in _children(launcher):
-            try:
-                if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
-                    return child
-            except OSError:
-                continue
+        for nspawn in children(self.launcher_pid):
+            for child in children(nspawn):
+                try:
+                    if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+                        return child
+                except OSError:
+                    continue
         return None
 
     def _write_identity(self, extra_files):
@@ -121,37 +123,85 @@ class Node:
             target.write_text(text)
 
     def boot(self, extra_files=None):
+        """Power the node on. A new disk gets the node's identity (hostname, address,
+        machine-id) and extra_files first; a disk that booted before keeps what is on it."""
+        if self.powered:
+            raise LabError(f"{self.name} is already running")
+        new_disk = not (self.dir / "upper").exists()
         for sub in ("upper", "work", "merged"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        lower = ":".join(str(d) for d in rootfs.lower_dirs())
-        _run(["mount", "-t", "overlay", f"{PREFIX}-{self.name}", "-o",
-              f"lowerdir={lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}",
-              str(self.merged)])
-        self._write_identity(extra_files)
+        if not os.path.ismount(self.merged):
+            lower = ":".join(str(d) for d in rootfs.lower_dirs())
+            _run(["mount", "-t", "overlay", f"{PREFIX}-{self.name}", "-o",
+                  f"lowerdir={lower},upperdir={self.dir / 'upper'},"
+                  f"workdir={self.dir / 'work'}", str(self.merged)])
+        if new_disk:
+            self._write_identity(extra_files)
         cgroups = [root / PREFIX / self.name for root in CGROUP_ROOTS]
         for cgroup in cgroups:
             cgroup.mkdir(parents=True, exist_ok=True)
-        # The launcher joins the node's own cgroups before exec'ing nspawn: without them all
+        # The launcher joins the node's own cgroups before it runs nspawn: without them all
         # nodes would share one payload tree (and nspawn needs --keep-unit: no host systemd).
-        joins = "; ".join(f"echo $$ > {c}/cgroup.procs" for c in cgroups)
-        log = open(self.dir / "console.log", "wb")  # noqa: SIM115 - owned by the child
+        log = open(self.dir / "console.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", f"{joins}; exec systemd-nspawn --quiet -b -D {self.merged} "
-                              f"--machine={PREFIX}-{self.name} --register=no --keep-unit "
-                              f"--network-bridge={BRIDGE} --console=read-only"],
+            [sys.executable, str(LAUNCHER), *map(str, cgroups), "--",
+             "systemd-nspawn", "--quiet", "-b", "-D", str(self.merged),
+             f"--machine={PREFIX}-{self.name}", "--register=no", "--keep-unit",
+             f"--network-bridge={BRIDGE}", "--console=read-only"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()
-        (self.dir / "nspawn.pid").write_text(str(proc.pid))
+        (self.dir / "launcher.pid").write_text(str(proc.pid))
 
-    def wait_running(self, timeout=BOOT_TIMEOUT):
-        _wait(lambda: self.pid, timeout, f"{self.name}'s systemd to start")
-
+    def wait_running(self, timeout=BOOT_TIMEOUT, replacing=None):
+        """Wait until the node's systemd has finished booting; with `replacing` (the pid of
+        a systemd that is going away), until another one has."""
         def state():
-            out = self.run(["systemctl", "is-system-running"], timeout=10).stdout.strip()
+            if not self.powered:
+                raise LabError(f"{self.name} is off: its launcher exited "
+                               f"(see {self.dir / 'console.log'})")
+            pid = self.pid
+            if pid is None or pid == replacing:
+                return False
+            out = self._run_in(pid, ["systemctl", "is-system-running"], timeout=10)
+            out = out.stdout.strip()
             return out in ("running", "degraded") and out
 
         return _wait(state, timeout, f"{self.name} to finish booting", interval=0.1)
+
+    def reboot(self, timeout=BOOT_TIMEOUT):
+        """Reboot the node cleanly, as its operator would (`systemctl reboot` in the node),
+        and wait until it is running again."""
+        before = self._running_pid()
+        self.run(["systemctl", "reboot"], check=True)
+        return self.wait_running(timeout, replacing=before)
+
+    def power_off(self, timeout=20):
+        """Pull the node's plug: SIGKILL its launcher, nspawn and every process of the
+        machine at once, so nothing stops or flushes cleanly (what the processes wrote is in
+        the host's page cache, so it stays). The disk stays for `boot`."""
+        pid = self._running_pid()
+        # nspawn's end of the node's veth, on the bridge: a boot can only make it again once
+        # the kernel has removed it with the node's network namespace
+        veth = self._run_in(pid, ["cat", "/sys/class/net/host0/iflink"]).stdout.strip()
+        for root in CGROUP_ROOTS:
+            _kill_cgroup(root / PREFIX / self.name)
+        _wait(lambda: not self.powered, timeout, f"{self.name}'s launcher to die")
+        if veth:
+            _wait(lambda: not _host_link_exists(veth), timeout,
+                  f"{self.name}'s veth (host ifindex {veth}) to go")
+
+    def power_cut(self, timeout=BOOT_TIMEOUT):
+        """Power loss and back: `power_off`, then boot on the same disk; waits until running."""
+        self.power_off()
+        self.boot()
+        return self.wait_running(timeout)
+
+    def _running_pid(self):
+        pid = self.pid
+        if pid is None:
+            raise LabError(f"{self.name} is not running (python -m tests.labkit status)")
+        return pid
 
     def signal_stop(self):
         launcher = self.launcher_pid
@@ -178,9 +228,9 @@ class Node:
 
     def run(self, argv, check=False, input=None, timeout=600, env=None):
         """Run argv inside the node (all its namespaces, a clean environment)."""
-        pid = self.pid
-        if pid is None:
-            raise LabError(f"{self.name} is not running")
+        return self._run_in(self._running_pid(), argv, check, input, timeout, env)
+
+    def _run_in(self, pid, argv, check=False, input=None, timeout=600, env=None):
         environment = dict(NODE_ENV, **(env or {}))
         command = ["nsenter", "-t", str(pid), "-a", "--", "env", "-i",
                    *[f"{k}={v}" for k, v in environment.items()], *argv]
@@ -237,8 +287,21 @@ class Node:
             raise LabError(f"push to {self.name}:{dest} failed: {proc.stderr!r}")
 
 
+def _host_link_exists(ifindex):
+    for link in Path("/sys/class/net").iterdir():
+        try:
+            if (link / "ifindex").read_text().strip() == ifindex:
+                return True
+        except OSError:  # a link going away as we look
+            continue
+    return False
+
+
 def _kill_cgroup(cgroup):
     """Kill whatever is left in a node's cgroup tree, then remove it."""
+    kill_all = cgroup / "cgroup.kill"  # cgroup v2: the whole tree at once, nothing escapes
+    if kill_all.exists():
+        kill_all.write_text("1")
     for _ in range(50):
         pids = []
         for procs in cgroup.rglob("cgroup.procs"):
