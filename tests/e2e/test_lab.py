@@ -11,6 +11,7 @@ import pytest
 from kubesalt.minion_bootstrap import probes
 from tests.labkit import LabError
 from tests.labkit.lab import PREFIX
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -225,3 +226,16 @@ def _processes_of(node):
             continue
     return found
 
+
+def test_the_ntp_node_serves_again_after_a_power_cut(lab):
+    """Its NTP server is an enabled unit, not something the host starts after boot."""
+    lab.node("ntp").power_cut()
+
+    def answer():
+        try:
+            return {"offset": probes.sntp_offset(lab.ntp_server_address, timeout=1)}
+        except (OSError, ValueError):
+            return None
+
+    assert abs(wait_for(answer, timeout=20, what="the lab's NTP server", interval=0.2)
+               ["offset"]) < 2

@@ -383,6 +383,8 @@ class Lab:
             node.boot()
         if ntp:
             self.node("ntp").wait_running()
+            # enabled, so that it serves again after the NTP node reboots
+            self.node("ntp").systemctl("enable", "lab-ntp.service", check=True)
             self.start_ntp()
         for node in nodes:
             node.wait_running()
@@ -463,5 +465,6 @@ def _ntp_files(skew):
             "[Unit]\nDescription=lab NTP server (chrony, clock offset by faketime)\n"
             "After=network-online.target\n\n[Service]\nEnvironmentFile=/etc/default/lab-ntp\n"
             "ExecStart=/usr/bin/faketime -f ${LAB_NTP_SKEW} /usr/sbin/chronyd -d -x "
-            "-f /etc/chrony/lab.conf\n"),
+            "-f /etc/chrony/lab.conf\n"
+            "\n[Install]\nWantedBy=multi-user.target\n"),
     }
