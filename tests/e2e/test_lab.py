@@ -1,14 +1,19 @@
 """The lab itself: real booted nodes, isolated from the host and from each other."""
 
+import json
+import os
 import re
+import shlex
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from kubesalt.minion_bootstrap import probes
+from tests.integration.test_readme import readme_command_lines
 from tests.labkit import LabError
 from tests.labkit.lab import PREFIX
 from tests.waiting import wait_for
@@ -225,6 +230,64 @@ def _processes_of(node):
         except OSError:  # ended meanwhile
             continue
     return found
+
+
+REPO = Path(__file__).resolve().parents[2]
+# The README's lab lines this module runs as printed; the others are what the lab fixture
+# (prepare, up), test_zz_teardown (down) and the artifact tests do through the same functions,
+# and running them here would replace the lab under the other tests.
+README_LAB_COMMANDS_RUN_HERE = {"status", "exec", "push", "reboot", "power-cut"}
+README_LAB_COMMANDS_RUN_ELSEWHERE = {"prepare", "up", "down", "artifacts"}
+
+
+def _labkit(*words, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "tests.labkit", *words], cwd=cwd,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_the_readme_lab_lines_run(lab, tmp_path):
+    lines = [shlex.split(line, comments=True)[3:] for line in readme_command_lines()
+             if line.startswith("python -m tests.labkit ")]
+    assert {words[0] for words in lines} == \
+        README_LAB_COMMANDS_RUN_HERE | README_LAB_COMMANDS_RUN_ELSEWHERE
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "pushed").write_text("from the host\n")
+    for words in lines:
+        if words[0] not in README_LAB_COMMANDS_RUN_HERE:
+            continue
+        proc = _labkit(*words, cwd=tmp_path)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (words, proc.stderr)
+        node = lab.node(words[1]) if len(words) > 1 else None
+        if words[0] in ("reboot", "power-cut"):
+            event = json.loads(proc.stdout)
+            assert event["node"] == node.name and event["event"] == words[0]
+            assert event["state"] in ("running", "degraded")
+            assert event["systemd_pid"] == node.pid != event["systemd_pid_before"]
+            # what `push` put on the node's disk is still there
+            assert node.read("/root/dir/pushed") == "from the host\n"
+        elif words[0] == "exec":
+            assert proc.stdout.strip() in ("running", "degraded")
+        elif words[0] == "status":
+            assert all(n["running"] for n in json.loads(proc.stdout)["nodes"])
+    lab.node("node1").run(["rm", "-rf", "/root/dir"])
+
+
+def test_the_cli_refuses_unknown_and_stopped_nodes(lab):
+    for command in ("reboot", "power-cut"):
+        proc = _labkit(command, "node999")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("lab: unknown node 'node999': the lab has node1,")
+    node = lab.nodes[-1]
+    node.power_off()
+    try:
+        proc = _labkit("reboot", node.name)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr == f"lab: {node.name} is not running " \
+                              "(python -m tests.labkit status)\n"
+    finally:
+        node.boot()
+        node.wait_running()
 
 
 def test_the_ntp_node_serves_again_after_a_power_cut(lab):

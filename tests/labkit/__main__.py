@@ -1,10 +1,11 @@
 """python -m tests.labkit {prepare, up --nodes N, status, exec NODE -- CMD..., push NODE SRC DEST,
-down, artifacts VERSION DEST}: the lab from the command line (run from the repository root,
-as root)."""
+reboot NODE, power-cut NODE, down, artifacts VERSION DEST}: the lab from the command line (run
+from the repository root, as root)."""
 
 import argparse
 import json
 import sys
+import time
 
 from . import artifacts, rootfs
 from .lab import Lab, LabError
@@ -24,6 +25,10 @@ def main(argv=None):
     push.add_argument("node")
     push.add_argument("source")
     push.add_argument("dest")
+    for name, help_text in (("reboot", "reboot a node cleanly (systemctl reboot in it)"),
+                            ("power-cut", "kill a node at once and boot it on the same disk")):
+        power = sub.add_parser(name, help=help_text + "; returns once it runs again")
+        power.add_argument("node")
     sub.add_parser("down", help="remove every node, mount, link and cgroup of the lab")
     source = sub.add_parser("artifacts", help="write the artifact source directory of a "
                                               "Kubernetes release (for artifacts.sync)")
@@ -50,12 +55,23 @@ def main(argv=None):
         elif args.command == "artifacts":
             written = artifacts.build(args.dest, args.version)
             print(json.dumps({"written": written, **artifacts.describe()}, indent=2))
+        elif args.command in ("reboot", "power-cut"):
+            print(json.dumps(_power_event(lab.node(args.node), args.command), indent=2))
         elif args.command == "down":
             lab.down()
     except LabError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _power_event(node, event):
+    before = node.pid
+    started = time.monotonic()
+    state = node.reboot() if event == "reboot" else node.power_cut()
+    return {"node": node.name, "event": event, "systemd_pid_before": before,
+            "systemd_pid": node.pid, "state": state,
+            "seconds": round(time.monotonic() - started, 1)}
 
 
 if __name__ == "__main__":

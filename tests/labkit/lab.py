@@ -350,17 +350,25 @@ class Lab:
 
     # ---- nodes -------------------------------------------------------------------------------
 
-    def _names(self):
+    def _state(self):
         try:
-            return json.loads(self.state_file.read_text())["nodes"]
-        except (OSError, ValueError, KeyError):
-            return []
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _names(self):
+        return self._state().get("nodes", [])
 
     @property
     def nodes(self):
         return [self.node(n) for n in self._names()]
 
     def node(self, name):
+        state = self._state()
+        known = state.get("nodes", []) + (["ntp"] if state.get("ntp") else [])
+        if name not in known:
+            raise LabError(f"unknown node {name!r}: the lab has "
+                           f"{', '.join(known) or 'no nodes (python -m tests.labkit up)'}")
         if name == "ntp":
             return Node(self, "ntp", NTP_ADDRESS)
         number = int(name.removeprefix("node"))
