@@ -41,11 +41,13 @@ def report(store, cluster):
     cluster_health, node_health = views(store)
     ids = [n["id"] for n in store.list_nodes(cluster)]
     return {"cluster": cluster, **(cluster_health.get(cluster) or {}),
+            "checked_at": store.health_checked_at(cluster),
             "nodes": {i: node_health[i] for i in ids if i in node_health}}
 
 
 def views(store):
-    """(clusters' health with problems' since, nodes' health) as the views show them."""
+    """(clusters' health with problems' since, nodes' health) as the views show them: what
+    changes only when a state does (not each check's time), so two reads agree."""
     node_health = store.node_health()
     return ({name: assess.with_since(health, node_health)
              for name, health in store.cluster_health().items()}, node_health)

@@ -10,6 +10,7 @@ import time
 from datetime import UTC
 from pathlib import Path
 
+from kubesalt.master.health import assess
 from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.master.agent import conjurer_zipapp
 from kubesalt.master.trust import pki
@@ -59,7 +60,10 @@ def create(store, name, matrix=None, **options):
     except AlreadyExists:
         raise _refuse("name", f"a cluster named {name!r} already exists; choose another name "
                               "or delete it first") from None
-    return show(store, name, matrix, counts={})  # a new cluster has no nodes yet
+    # a new cluster has no nodes yet: its health says so from the start, as checks will
+    state, detail = assess.cluster_state({})
+    store.record_health(name, state, detail, {})
+    return show(store, name, matrix, counts={}, health=store.cluster_health())
 
 
 def show(store, name, matrix=None, counts=None, health=None):

@@ -433,19 +433,25 @@ class Store:
         return changes
 
     def cluster_health(self):
-        """{cluster: {state, since, checked_at, **detail}} of the clusters checked so far."""
+        """{cluster: {state, since, **detail}} of the clusters checked so far."""
         with self.reading() as conn:
             rows = conn.execute("SELECT * FROM cluster_health").fetchall()
         return {r["cluster"]: {**json.loads(r["detail"] or "{}"), "state": r["state"],
-                               "since": r["since"], "checked_at": r["checked_at"]}
-                for r in rows}
+                               "since": r["since"]} for r in rows}
 
     def node_health(self):
-        """{node: {state, reason, since, checked_at}} of the nodes checked so far."""
+        """{node: {state, reason, since}} of the nodes checked so far."""
         with self.reading() as conn:
             rows = conn.execute("SELECT * FROM node_health").fetchall()
-        return {r["node"]: {"state": r["state"], "reason": r["reason"], "since": r["since"],
-                            "checked_at": r["checked_at"]} for r in rows}
+        return {r["node"]: {"state": r["state"], "reason": r["reason"], "since": r["since"]}
+                for r in rows}
+
+    def health_checked_at(self, cluster):
+        """When `cluster`'s health was last checked, or None."""
+        with self.reading() as conn:
+            row = conn.execute("SELECT checked_at FROM cluster_health WHERE cluster=?",
+                               (cluster,)).fetchone()
+        return row["checked_at"] if row else None
 
     # ---- operations ---------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ def test_check_asks_a_master_that_answered_and_stores_since(tmp_path):
     store, layout = ready_cluster(tmp_path, ROLES)
     probe = FakeProbe({"m1", "m2", "w1"}, {n: READY for n in ROLES})
     assert sorted(check.check(store, layout.pki_dir, probe, "c", now=100.0)) == [
-        ("cluster", "c", None, "healthy"), ("node", "m1", None, "healthy"),
+        ("cluster", "c", "unknown", "healthy"), ("node", "m1", None, "healthy"),
         ("node", "m2", None, "healthy"), ("node", "w1", None, "healthy")]
     assert probe.asked == ["m1"]
 
@@ -70,7 +70,7 @@ def test_check_asks_a_master_that_answered_and_stores_since(tmp_path):
     assert check.check(store, layout.pki_dir, probe, "c", now=160.0) == []
     report = check.report(store, "c")
     assert report["state"] == "degraded" and report["since"] == 130.0
-    assert report["checked_at"] == 160.0
+    assert report["checked_at"] == 160.0 and "checked_at" not in check.views(store)[0]["c"]
     assert report["problems"] == [{"node": "m1", "state": "disconnected",
                                    "reason": assess.NO_ANSWER, "since": 130.0}]
     assert report["nodes"]["m2"]["since"] == 100.0

@@ -112,8 +112,11 @@ def _operation(store, op_id, states):
 
 def test_cluster_status_shows_the_last_operation_or_every_one(world):
     store, _ = world
-    assert status.cluster_status(store, "c") == {"cluster": "c", "state": "CREATED",
-                                                 "health": None, "operation": None}
+    shown = status.cluster_status(store, "c")
+    assert shown == {"cluster": "c", "state": "CREATED", "operation": None,
+                     "health": {"state": "unknown", "since": shown["health"]["since"],
+                                "reason": "no node of the cluster has an accepted key",
+                                "problems": []}}
     _operation(store, "op-1", {"os": "done", "etcd": "failed"})
     _operation(store, "op-2", {"os": "done", "etcd": "pending"})
     last = status.cluster_status(store, "c")["operation"]
