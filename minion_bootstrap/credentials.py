@@ -411,16 +411,19 @@ class Credentials:
             request["facts"] = facts
         return request, _b64(self.sign(canonical_json(request)))
 
-    def check_request(self, node_id, now):
-        """A signed "are these credentials still good?" request, asked of the controller
-        before conjurer changes anything. It names no minion key, so it can never be replayed
-        as an enrollment."""
+    def check_request(self, node_id, now, held_pub_pem=None):
+        """A signed "would this node enroll?" request, asked of the controller before conjurer
+        changes anything: are these credentials still good, and is node_id free for the
+        minion key this node already holds (`held_pub_pem`, from an earlier run; None for
+        none)? It has no minion_pub_sha256, so it can never be replayed as an enrollment."""
         request = {
             "purpose": "check",
             "cluster": self.cluster,
             "node_id": node_id,
             "serial": self.serial,
             "issued_at": int(_utc(now, "now").timestamp()),
+            "held_pub_sha256": (hashlib.sha256(held_pub_pem.strip().encode()).hexdigest()
+                                if held_pub_pem else None),
         }
         return request, _b64(self.sign(canonical_json(request)))
 

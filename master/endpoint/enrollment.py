@@ -27,7 +27,7 @@ from pathlib import Path
 
 from kubesalt.minion_bootstrap.credentials import canonical_json
 
-from kubesalt.master.endpoint import node_facts
+from kubesalt.master.endpoint import node_facts, node_ids
 from kubesalt.master.inventory import keys
 from kubesalt.master.trust import pki
 
@@ -118,14 +118,45 @@ def _verify(store, layout, request, issued_at, signature, cert, now):
 
 
 def check(store, layout, payload, now=None):
-    """Would these installer credentials enroll now? conjurer asks before it changes
-    anything on the node. Records nothing but the request itself, against its replay."""
+    """Would this node enroll now: these installer credentials (not revoked, replaced or
+    expired) and its node id (no other key under it, see node_ids)? conjurer asks before it
+    changes anything on the node, and learns the cluster's `os` for its prechecks. Records
+    nothing but the request itself, against its replay.
+
+    The id is checked when the request says which key the node holds (`held_pub_sha256`,
+    null for none, its PEM as `minion_pub`); a conjurer older than that field is not asked
+    about its id, and its enrollment still refuses a second key."""
     now = time.time() if now is None else now
     request, issued_at, signature, cert = _parse(payload, CHECK_FIELDS)
     if request["purpose"] != "check":
         raise EnrollmentRefused(400, "malformed", "request.purpose must be check")
+    held = _held_key(request, payload)
     _verify(store, layout, request, issued_at, signature, cert, now)
-    return {"ok": True, "cluster": str(request["cluster"])}
+    cluster = str(request["cluster"])
+    if "held_pub_sha256" in request:
+        refused = node_ids.refusal(store, layout.pki_dir, cluster, str(request["node_id"]),
+                                   held)
+        if refused:
+            reason, message = refused
+            raise EnrollmentRefused(403 if reason == "rejected" else 409, reason, message)
+    return {"ok": True, "cluster": cluster, "os": store.cluster(cluster).spec.os}
+
+
+def _held_key(request, payload):
+    """The SPKI sha256 of the key the node says it holds (signed as the hash of its PEM), or
+    None."""
+    claimed = request.get("held_pub_sha256")
+    if claimed is None:
+        return None
+    pem = payload.get("minion_pub")
+    if not isinstance(pem, str) or pub_sha256(pem) != claimed:
+        raise EnrollmentRefused(400, "malformed", "minion_pub does not match the signed "
+                                                  "held_pub_sha256")
+    try:
+        return keys.spki_sha256(pem)
+    except ValueError:
+        raise EnrollmentRefused(400, "malformed", "minion_pub is not a PEM public key") \
+            from None
 
 
 def enroll(store, layout, payload, address, now=None):
@@ -143,9 +174,8 @@ def enroll(store, layout, payload, address, now=None):
         raise EnrollmentRefused(400, "malformed", "minion_pub is not a PEM public key") from None
     key_state = keys.state_for(keys.key_states(layout.pki_dir).get(node_id), fingerprint)
     if key_state == "mismatch":
-        raise EnrollmentRefused(409, "conflict", f"{node_id} already has another key on the "
-                                                 "controller; remove the node first "
-                                                 "(node.remove) or run conjurer -d there")
+        _, message = node_ids.refusal(store, layout.pki_dir, cluster, node_id, fingerprint)
+        raise EnrollmentRefused(409, "conflict", message)
     if key_state in ("rejected", "denied"):
         raise EnrollmentRefused(403, "rejected", f"{node_id} was rejected by an operator")
     record = store.enroll_node(node_id, cluster, fingerprint, request["serial"], address, now,

@@ -249,3 +249,116 @@ def test_facts_outside_their_shape_are_left_out_not_refused():
     assert cleaned["kubesalt_storage_candidates"] == ["/dev/sdc"]
     assert cleaned["kubesalt_interfaces"][0] == {"name": "eth0", "ipv4": ["10.0.0.1"]}
     assert len(cleaned["kubesalt_interfaces"]) <= node_facts.MAX_ITEMS
+
+
+# ---- the node id: asked before conjurer changes anything ------------------------------------
+
+def _new_pub():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key() \
+        .public_bytes(serialization.Encoding.PEM,
+                      serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _key_in_store(layout, state_dir, pub, node_id=NODE_ID):
+    """A key under `node_id` in the master's key store, as Salt writes one."""
+    directory = layout.pki_dir / state_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / node_id).write_text(pub)
+
+
+def _check(credentials, held=None, **changes):
+    request, signature = credentials.opened.check_request(NODE_ID, time.time(), held)
+    if changes:
+        request.update(changes)
+        signature = base64.b64encode(credentials.opened.sign(
+            creds.canonical_json(request))).decode()
+    payload = {"request": request, "signature": signature,
+               "installer_cert": credentials.opened.installer_cert_pem}
+    if held:
+        payload["minion_pub"] = held
+    return payload
+
+
+def test_the_check_answers_the_clusters_os(credentials, controller):
+    store, layout = controller
+    answer = enrollment.check(store, layout, _check(credentials))
+    assert answer == {"ok": True, "cluster": "edge1", "os": store.cluster("edge1").spec.os}
+
+
+@pytest.mark.parametrize("state_dir,state", [("minions_pre", "pending"),
+                                              ("minions", "accepted"),
+                                              ("minions_rejected", "rejected")])
+def test_another_minions_key_under_the_id_is_named_not_whose(credentials, controller,
+                                                             state_dir, state):
+    store, layout = controller
+    store.create_cluster("north", cluster_spec(name="north"))
+    # a record of another cluster under this id says nothing to a node of edge1
+    store.enroll_node(NODE_ID, "north", "00" * 32, "s", "10.0.0.9")
+    _key_in_store(layout, state_dir, _new_pub())
+    for held in (None, credentials.minion_pub):
+        with pytest.raises(enrollment.EnrollmentRefused) as refused:
+            enrollment.check(store, layout, _check(credentials, held))
+        assert (refused.value.code, refused.value.reason) == (409, "id-in-use")
+        text = str(refused.value)
+        assert text.startswith(f"a key with the id {NODE_ID} is already {state} on the "
+                               "controller and it is not this node's")
+        assert f"salt-run node.forget {NODE_ID}" in text
+        assert "north" not in text and "10.0.0.9" not in text
+
+
+def test_a_node_of_its_own_cluster_with_another_key_is_named(credentials, controller):
+    store, layout = controller
+    enrollment.enroll(store, layout, enroll_payload(credentials), "10.0.0.1")
+    _key_in_store(layout, "minions", credentials.minion_pub)
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.check(store, layout, _check(credentials, held=_new_pub()))
+    assert refused.value.reason == "id-in-use"
+    assert str(refused.value).startswith(f"{NODE_ID} is already a node of cluster edge1 with "
+                                         "another key (accepted on the controller)")
+    assert f"salt-run node.remove {NODE_ID}" in str(refused.value)
+    # the enrollment refuses that key with the same words
+    stranger = dict(credentials.__dict__, minion_pub=_new_pub())
+    with pytest.raises(enrollment.EnrollmentRefused) as at_enroll:
+        enrollment.enroll(store, layout, enroll_payload(types.SimpleNamespace(**stranger)),
+                          "10.0.0.1")
+    assert (at_enroll.value.code, str(at_enroll.value)) == (409, str(refused.value))
+
+
+@pytest.mark.parametrize("state_dir", ["minions_pre", "minions"])
+def test_a_rerun_with_the_key_it_holds_passes(credentials, controller, state_dir):
+    store, layout = controller
+    enrollment.enroll(store, layout, enroll_payload(credentials), "10.0.0.1")
+    _key_in_store(layout, state_dir, credentials.minion_pub)
+    assert enrollment.check(store, layout, _check(credentials, credentials.minion_pub))["ok"]
+
+
+def test_a_rejected_node_is_told_who_can_let_it_in_again(credentials, controller):
+    store, layout = controller
+    _key_in_store(layout, "minions_rejected", credentials.minion_pub)
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.check(store, layout, _check(credentials, credentials.minion_pub))
+    assert (refused.value.code, refused.value.reason) == (403, "rejected")
+    assert f"salt-run node.remove {NODE_ID}" in str(refused.value)
+
+
+def test_a_conjurer_that_names_no_held_key_is_not_asked_about_its_id(credentials, controller):
+    """conjurers older than held_pub_sha256 keep working; their enrollment refuses a second
+    key as it always did."""
+    store, layout = controller
+    _key_in_store(layout, "minions_pre", _new_pub())
+    request, signature = credentials.opened.check_request(NODE_ID, time.time())
+    del request["held_pub_sha256"]
+    signature = base64.b64encode(credentials.opened.sign(creds.canonical_json(request))).decode()
+    payload = {"request": request, "signature": signature,
+               "installer_cert": credentials.opened.installer_cert_pem}
+    assert enrollment.check(store, layout, payload)["ok"] is True
+
+
+def test_the_held_key_must_be_the_one_signed_for(credentials, controller):
+    store, layout = controller
+    payload = _check(credentials, credentials.minion_pub)
+    payload["minion_pub"] = _new_pub()
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.check(store, layout, payload)
+    assert (refused.value.code, refused.value.reason) == (400, "malformed")
+    assert "held_pub_sha256" in str(refused.value)
