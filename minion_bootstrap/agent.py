@@ -211,6 +211,16 @@ class Agent:
                    f"import sys\nfrom {module} import {function}\n"
                    f"if __name__ == \"__main__\":\n    sys.exit({function}())\n", 0o755)
 
+    def held_public_key(self):
+        """The minion public key an earlier run made, or None on a fresh node: a rerun enrolls
+        with that same key, which is how the controller tells it from another minion under
+        this id."""
+        try:
+            with open(self.path(PKI_DIR + "/minion.pub"), encoding="ascii") as handle:
+                return handle.read()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+
     def generate_keys(self):
         """The minion's key pair, made before first start so enrollment can vouch for it."""
         pki = self.path(PKI_DIR)

@@ -9,6 +9,10 @@ their table (they never block) and how long each install step took; -m installs 
 agent beside a customer's own salt-minion; -d removes kubesalt's agent (with -m: only ours, the
 customer's stays).
 
+Before it changes anything, conjurer asks the controller whether this node would enroll (its
+credentials, and its node id: no other minion's key under it) and learns the cluster's OS,
+which the prechecks compare with the node's.
+
 Every failure is one line that says what to do about it: a failed exchange with the controller
 names the address and port it tried and what to check (DNS, firewall, --https-port, TLS), a
 refusal names the credentials to re-issue, a missing node-agent bundle the command that builds
@@ -32,7 +36,7 @@ import urllib.request
 from . import agent as agent_mod
 from . import facts as facts_mod
 from . import credentials, identity, prechecks, preflight, probes
-from .checks import format_failures, format_table
+from .checks import fail as failed_check, format_failures, format_table
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -201,15 +205,16 @@ def _https_post(creds, path, payload, timeout=60):
 
 
 def _refusal(creds, status, answer):
-    """The controller's reason for refusing, with the fix when it does not name one."""
+    """The controller's refusal as an EnrollError, with the fix when it does not name one."""
     error = str(answer.get("error") or f"the controller answered HTTP {status}")
     reason = answer.get("reason")
     if "cluster.installer" in error:
-        return error
+        return EnrollError(error, reason)
     if reason in _CREDENTIAL_REASONS or (status in (401, 403) and not reason):
-        return (f"{error}; download new credentials on the controller with salt-run "
-                f"cluster.installer {creds.cluster} dest=DIR and copy them to this node")
-    return error
+        return EnrollError(f"{error}; download new credentials on the controller with salt-run "
+                           f"cluster.installer {creds.cluster} dest=DIR and copy them to this "
+                           "node", reason)
+    return EnrollError(error, reason)
 
 
 def _python_of(tag):
@@ -291,27 +296,50 @@ def enroll(creds, node_id, minion_pub, facts=None):
                "installer_cert": creds.installer_cert_pem, "minion_pub": minion_pub}
     status, answer = _https_post(creds, "/v1/enroll", payload)
     if status != 200:
-        raise EnrollError(_refusal(creds, status, answer))
+        raise _refusal(creds, status, answer)
     return answer
 
 
-def check_installer(creds, node_id):
-    """Ask the controller whether these credentials may still enroll (not revoked, replaced
-    or expired by its clock); raises EnrollError with the controller's reason if not."""
-    request, signature = creds.check_request(node_id, time.time())
+def check_installer(creds, node_id, held_pub=None):
+    """Ask the controller whether this node may enroll: these credentials (not revoked,
+    replaced or expired by its clock) and `node_id` (no other key under it than `held_pub`,
+    the one an earlier run made). Its answer names the cluster's `os`. Raises EnrollError
+    with the controller's reason if not."""
+    request, signature = creds.check_request(node_id, time.time(), held_pub)
     payload = {"request": request, "signature": signature,
                "installer_cert": creds.installer_cert_pem}
+    if held_pub:
+        payload["minion_pub"] = held_pub
     status, answer = _https_post(creds, "/v1/installer/check", payload)
     if status != 200:
-        raise EnrollError(_refusal(creds, status, answer))
+        raise _refusal(creds, status, answer)
     return answer
 
 
 class EnrollError(Exception):
-    pass
+    def __init__(self, message, reason=None):
+        super().__init__(message)
+        self.reason = reason
 
 
-def check_context(args, creds, node):
+# Refusals of the node itself (its id), not of the credentials it holds.
+_NODE_REASONS = ("id-in-use", "rejected", "conflict")
+
+
+def ask_controller(creds, node, agent):
+    """(answer, None) when the controller would enroll this node, else (None, what stands in
+    the way, in one line). Asked before the prechecks, which need the cluster's `os` from the
+    answer, and before anything on the node changes."""
+    try:
+        return check_installer(creds, node.name, agent.held_public_key()), None
+    except EnrollError as exc:
+        whom = "this node" if exc.reason in _NODE_REASONS else "these credentials"
+        return None, f"the controller refused {whom}: {exc}"
+    except ControllerError as exc:
+        return None, f"cannot ask the controller whether these credentials may enroll: {exc}"
+
+
+def check_context(args, creds, node, cluster_os=None):
     return prechecks.Context(
         root=ROOT,
         controller_address=creds.controller["address"],
@@ -324,6 +352,7 @@ def check_context(args, creds, node):
         cluster=creds.cluster,
         allow_existing_minion=args.multi_minion,
         ca_cert_pem=creds.ca_cert_pem,
+        cluster_os=cluster_os,
     )
 
 
@@ -362,21 +391,16 @@ class Steps:
 
 def install(args, creds, node, agent):
     say("Initiating edge node install")
-    ctx = check_context(args, creds, node)
+    answer, refused = ask_controller(creds, node, agent)
+    ctx = check_context(args, creds, node, (answer or {}).get("os"))
     results = prechecks.run(ctx)
     failures = [r for r in results if r.failed]
     if failures:
         print(format_failures(results), file=sys.stderr, flush=True)
         return fail(f"{len(failures)} precheck(s) failed; nothing on this node was changed",
                     EXIT_PRECHECK)
-    try:
-        check_installer(creds, node.name)
-    except EnrollError as exc:
-        return fail(f"the controller refused these credentials: {exc}; nothing on this node "
-                    "was changed", EXIT_ENROLL)
-    except ControllerError as exc:
-        return fail(f"cannot ask the controller whether these credentials may enroll: {exc}; "
-                    "nothing on this node was changed", EXIT_ENROLL)
+    if refused:
+        return fail(f"{refused}; nothing on this node was changed", EXIT_ENROLL)
     if args.preflight_report:
         print(format_table(preflight.run(ctx)), flush=True)
     say("Provisioning node")
@@ -420,12 +444,14 @@ def main(argv=None):
         return fail(str(exc), exc.exit_code)
     node = identity.node_identity(ROOT, creds.cluster, creds.controller["address"],
                                   int(creds.controller["ret_port"]))
-    if args.precheck or args.preflight:
-        ctx = check_context(args, creds, node)
-        if args.preflight:
-            print(format_table(preflight.run(ctx)), flush=True)
-            return EXIT_OK
-        results = prechecks.run(ctx)
+    if args.preflight:
+        print(format_table(preflight.run(check_context(args, creds, node))), flush=True)
+        return EXIT_OK
+    if args.precheck:
+        answer, refused = ask_controller(creds, node, agent)
+        results = prechecks.run(check_context(args, creds, node, (answer or {}).get("os")))
+        if refused:
+            results.append(failed_check("enrollment", refused))
         print(format_table(results), flush=True)
         return EXIT_PRECHECK if any(r.failed for r in results) else EXIT_OK
     try:

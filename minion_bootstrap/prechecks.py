@@ -24,7 +24,7 @@ class Context:
     def __init__(self, root="/", controller_address="", publish_port=4505, ret_port=4506,
                  https_port=4507, ntp_server=None, node_id=None, cluster=None,
                  allow_existing_minion=False, probes=None, max_skew=MAX_SKEW_SECONDS,
-                 roles=(), ca_cert_pem=None):
+                 roles=(), ca_cert_pem=None, cluster_os=None):
         self.root = root
         self.controller_address = controller_address
         self.publish_port = publish_port
@@ -39,6 +39,9 @@ class Context:
         self.probes = probes or SystemProbes(root)
         self.max_skew = max_skew
         self.roles = tuple(roles)
+        # The cluster's `os` as the controller answered conjurer's check; None when it did
+        # not answer (then only that the node's OS is a supported one is checked).
+        self.cluster_os = cluster_os
 
     def read(self, absolute):
         return self.probes.read(absolute)
@@ -57,12 +60,23 @@ def os_release(ctx):
 
 
 def check_os(ctx):
+    """The node's OS must be a supported one, and the one its cluster was created for: the
+    states install that OS's packages and the version matrix was checked against it."""
     release = os_release(ctx)
-    name = "%s %s" % (release.get("ID", "unknown"), release.get("VERSION_ID", ""))
-    if supported_os.match(release.get("ID"), release.get("VERSION_ID", "")):
-        return ok("os", name.strip())
-    return fail("os", "%s is not a supported operating system" % name.strip(),
-                "use one of: " + ", ".join(supported_os.os_ids()))
+    name = ("%s %s" % (release.get("ID", "unknown"), release.get("VERSION_ID", ""))).strip()
+    node_os = supported_os.cluster_os(release.get("ID"), release.get("VERSION_ID", ""))
+    if node_os is None:
+        return fail("os", "%s is not a supported operating system" % name,
+                    "use one of: " + ", ".join(supported_os.os_ids()))
+    if ctx.cluster_os is None:
+        return ok("os", name)
+    if node_os != ctx.cluster_os:
+        return fail("os", "this node runs %s (%s) but cluster %s is for %s"
+                    % (name, node_os, ctx.cluster, ctx.cluster_os),
+                    "enroll a node that runs %s in %s, or create a cluster for %s (salt-run "
+                    "cluster.create NAME os=%s) and run conjurer with that cluster's "
+                    "installer" % (ctx.cluster_os, ctx.cluster, node_os, node_os))
+    return ok("os", "%s, as cluster %s wants" % (name, ctx.cluster))
 
 
 def check_dns_port(ctx):

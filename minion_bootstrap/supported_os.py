@@ -25,6 +25,16 @@ def _major(version):
     return version.split(".")[0]
 
 
+def cluster_os(os_release_id, version_id):
+    """The cluster `os` a node with this os-release is ('rhel-8' for RHEL 8.9), or None when
+    it is not supported."""
+    entry = match(os_release_id, version_id)
+    if entry is None:
+        return None
+    version = version_id if version_id in entry["versions"] else _major(version_id)
+    return "%s-%s" % (entry["id"], version)
+
+
 def match(os_release_id, version_id):
     """The supported entry for a node's os-release, or None. RHEL-like systems match on the
     major version (8.9 is 8); Ubuntu and Debian on the exact release."""

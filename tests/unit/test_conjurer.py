@@ -340,13 +340,16 @@ class _Creds:
     controller = dict(CONTROLLER)
 
 
-def _install(monkeypatch, capsys, timed):
+def _install(monkeypatch, capsys, timed, tmp_path):
     from kubesalt.minion_bootstrap import checks, preflight, prechecks
+    monkeypatch.setattr(cli, "ROOT", str(tmp_path))
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text(Path("/etc/os-release").read_text())
     node = identity.NodeIdentity("abcd1234", "10.77.0.11", "node-abcd1234-10-77-0-11-edge1",
                                  "node-abcd1234-10-77-0-11-edge1")
     monkeypatch.setattr(prechecks, "run", lambda ctx: [])
     monkeypatch.setattr(preflight, "run", lambda ctx: [checks.ok("cpus", "4 CPUs")])
-    monkeypatch.setattr(cli, "check_installer", lambda creds, name: {"ok": True})
+    monkeypatch.setattr(cli, "check_installer", lambda creds, name, held: {"ok": True})
     monkeypatch.setattr(cli, "fetch_bundle", lambda creds, args, workdir: ("b.tgz", "00"))
     reported = []
     monkeypatch.setattr(cli, "enroll", lambda creds, name, pub, facts:
@@ -356,18 +359,19 @@ def _install(monkeypatch, capsys, timed):
     for name in ("install_software", "write_ca", "write_enrollment", "configure", "start"):
         monkeypatch.setattr(node_agent, name, lambda *args, **kwargs: None)
     monkeypatch.setattr(node_agent, "generate_keys", lambda: "PUB")
+    monkeypatch.setattr(node_agent, "held_public_key", lambda: None)
     args = cli.parser().parse_args(["-edge-name=edge1"] + (["-t"] if timed else []))
     assert cli.install(args, _Creds(), node, node_agent) == cli.EXIT_OK
     assert reported[0]["num_cpus"] >= 1 and reported[0]["os"]  # this machine's own facts
     return capsys.readouterr().out.splitlines()
 
 
-def test_without_t_the_step_lines_are_the_seeds(monkeypatch, capsys):
-    assert _install(monkeypatch, capsys, timed=False) == SEED_STEPS
+def test_without_t_the_step_lines_are_the_seeds(monkeypatch, capsys, tmp_path):
+    assert _install(monkeypatch, capsys, False, tmp_path) == SEED_STEPS
 
 
-def test_t_adds_how_long_each_step_took(monkeypatch, capsys):
-    lines = _install(monkeypatch, capsys, timed=True)
+def test_t_adds_how_long_each_step_took(monkeypatch, capsys, tmp_path):
+    lines = _install(monkeypatch, capsys, True, tmp_path)
     timings = [line for line in lines if " took " in line]
     assert [line.split(" took ")[0] for line in timings] == [f"[+] Step {n}"
                                                              for n in range(1, 6)]

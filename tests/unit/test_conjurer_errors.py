@@ -52,7 +52,7 @@ def issued(tmp_path_factory):
         with open(result["creds_file"]) as pem, open(result["passphrase_file"]) as phrase:
             return credentials.open_credentials(pem.read(), phrase.read(), "edge1")
 
-    return types.SimpleNamespace(ca=pki.ensure_ca(base / "pki"), issue=issue,
+    return types.SimpleNamespace(ca=pki.ensure_ca(base / "pki"), issue=issue, base=base,
                                  creds=issue(SETTINGS, "out"))
 
 
@@ -78,11 +78,12 @@ class Controller:
         (self.artifacts / "agent").mkdir(parents=True)
         self.check_answer = (200, {"ok": True, "cluster": "edge1"})
         self.enroll_answer = (200, {"status": "DISCOVERED"})
+        self.checked = []
         cert, key = _cert_files(ca, directory)
         self.server = endpoint.EndpointServer(
             ("127.0.0.1", 0), self.artifacts, cert, key,
             enroll=lambda payload, address: self.enroll_answer,
-            check=lambda payload, address: self.check_answer)
+            check=lambda payload, address: self.checked.append(payload) or self.check_answer)
         self.port = self.server.server_address[1]
         serve_in_background(self.server)
 
@@ -381,11 +382,107 @@ def test_unreachable_at_check_time_is_not_called_a_refusal(issued, closed_port, 
 
 
 class FakeAgent:
+    """Records every call that would change the node; reading what is there changes nothing."""
+
     def __init__(self):
         self.calls = []
+
+    def held_public_key(self):
+        return None
 
     def __getattr__(self, name):
         def call(*args, **kwargs):
             self.calls.append(name)
             return "PUB" if name == "generate_keys" else None
         return call
+
+
+# ---- what the controller's check says about this node, before anything changes -------------
+
+ID_IN_USE = (409, {"error": f"a key with the id {NODE.name} is already pending on the controller "
+                            "and it is not this node's: another salt-minion uses this id",
+                   "reason": "id-in-use"})
+
+
+@pytest.fixture
+def node_root(tmp_path, monkeypatch):
+    """A node's file system as conjurer finds it, with the prechecks that look at this machine
+    and the network left out (test_prechecks has them); the OS check stays."""
+    root = tmp_path / "node"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/hostname").write_text("edge-7\n")
+    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tedge-7\n")
+    (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    (root / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    monkeypatch.setattr(cli, "ROOT", str(root))
+    monkeypatch.setattr(prechecks, "CHECKS", (prechecks.check_os,))
+    return root
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+            for p in sorted(root.rglob("*"))}
+
+
+def _recording_agent(root):
+    ran = []
+    node_agent = agent_mod.Agent(root=str(root), run=lambda argv, **kw: ran.append(argv))
+    return node_agent, ran
+
+
+@pytest.mark.parametrize("answer,exit_code,words", [
+    (ID_IN_USE, cli.EXIT_ENROLL,
+     f"[-] the controller refused this node: a key with the id {NODE.name} is already pending "
+     "on the controller"),
+    ((200, {"ok": True, "cluster": "edge1", "os": "ubuntu-22.04"}), cli.EXIT_PRECHECK,
+     "[os] this node runs debian 12 (debian-12) but cluster edge1 is for ubuntu-22.04"),
+])
+def test_a_refused_id_or_another_os_changes_nothing(issued, controller, node_root, capsys,
+                                                    answer, exit_code, words):
+    controller.check_answer = answer
+    before = _tree(node_root)
+    node_agent, ran = _recording_agent(node_root)
+    code = cli.install(_args(), creds_for(issued, controller.port), NODE, node_agent)
+    out, err = capsys.readouterr()
+    assert code == exit_code, out + err
+    assert words in err
+    assert err.strip().splitlines()[-1].endswith("nothing on this node was changed")
+    assert (_tree(node_root), ran) == (before, [])
+    # a fresh node holds no key, and says so: any key under its id is another minion's
+    [payload] = controller.checked
+    assert payload["request"]["held_pub_sha256"] is None and "minion_pub" not in payload
+
+
+def test_a_rerun_names_the_key_it_holds(issued, controller, node_root):
+    pub = node_root / "opt/kubesalt/salt/etc/salt/pki/minion/minion.pub"
+    pub.parent.mkdir(parents=True)
+    pub.write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    node_agent, _ = _recording_agent(node_root)
+    answer, refused = cli.ask_controller(creds_for(issued, controller.port), NODE, node_agent)
+    assert (answer, refused) == ({"ok": True, "cluster": "edge1"}, None)
+    [payload] = controller.checked
+    assert payload["minion_pub"] == pub.read_text()
+    assert payload["request"]["held_pub_sha256"] == hashlib.sha256(
+        pub.read_text().strip().encode()).hexdigest()
+
+
+@pytest.mark.parametrize("answer,row", [
+    ((200, {"ok": True, "cluster": "edge1", "os": "ubuntu-22.04"}),
+     ("os", "FAIL", "this node runs debian 12 (debian-12) but cluster edge1 is for "
+                    "ubuntu-22.04 (fix: enroll a node that runs ubuntu-22.04 in edge1")),
+    (ID_IN_USE, ("enrollment", "FAIL", "the controller refused this node: a key with the id ")),
+])
+def test_precheck_asks_the_controller_too(issued, controller, node_root, capsys, monkeypatch,
+                                         answer, row):
+    issued.issue(dict(SETTINGS, https_port=controller.port), "precheck")
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)  # conjurer's own check; as on a node
+    controller.check_answer = answer
+    before = _tree(node_root)
+    code = cli.main(["-edge-name=edge1", f"-creds-file={issued.base}/precheck/edge1.pem",
+                     f"-passphrase-file={issued.base}/precheck/edge1-passphrase.txt",
+                     "-precheck"])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_PRECHECK, out
+    assert any(line.split(maxsplit=2)[:2] == list(row[:2]) and line.split(maxsplit=2)[2]
+               .startswith(row[2]) for line in out.splitlines()), out
+    assert _tree(node_root) == before

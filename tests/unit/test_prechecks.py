@@ -172,6 +172,36 @@ def test_each_hard_check_fails_with_a_fix(root, setup, answers, name):
     assert name in checks.format_failures(results)
 
 
+@pytest.mark.parametrize("release,cluster_os", [
+    ('ID=debian\nVERSION_ID="12"\n', "debian-12"),
+    ('ID="rhel"\nVERSION_ID="8.9"\n', "rhel-8"),
+    ('ID=ubuntu\nVERSION_ID="22.04"\n', "ubuntu-22.04"),
+])
+def test_the_node_runs_the_clusters_os(root, release, cluster_os):
+    (root / "etc/os-release").write_text(release)
+    ctx = context(root)
+    ctx.cluster_os = cluster_os
+    [result] = [r for r in prechecks.run(ctx) if r.name == "os"]
+    assert (result.status, result.message.split(", ")[-1]) == ("pass", "as cluster c1 wants")
+
+
+def test_a_node_of_another_os_than_its_clusters_fails_naming_both(root):
+    ctx = context(root)
+    ctx.cluster_os = "ubuntu-22.04"
+    results = prechecks.run(ctx)
+    [failed] = [r for r in results if r.failed]
+    assert failed.name == "os"
+    assert failed.message == "this node runs debian 12 (debian-12) but cluster c1 is for " \
+                             "ubuntu-22.04"
+    assert failed.fix == ("enroll a node that runs ubuntu-22.04 in c1, or create a cluster for "
+                          "debian-12 (salt-run cluster.create NAME os=debian-12) and run "
+                          "conjurer with that cluster's installer")
+    # Debian 11 is not Debian 12: releases are matched exactly, not by major version alone
+    (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="11"\n')
+    ctx.cluster_os = "debian-12"
+    assert status(prechecks.run(ctx), "os") == "fail"
+
+
 def test_without_ntp_server_the_clock_is_the_controllers(root):
     ctx = context(root, clock=-600.4)
     results = prechecks.run(ctx)
