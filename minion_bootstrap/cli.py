@@ -7,7 +7,7 @@
 Flags take one dash or two. -t also runs the soft preflight checks during an install and prints
 their table (they never block) and how long each install step took; -m installs kubesalt's
 agent beside a customer's own salt-minion; -d removes kubesalt's agent (with -m: only ours, the
-customer's stays).
+customer's stays) and puts back the hostname conjurer changed.
 
 Before it changes anything, conjurer asks the controller whether this node would enroll (its
 credentials, and its node id: no other minion's key under it) and learns the cluster's OS,
@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import platform
+import socket
 import ssl
 import sys
 import tempfile
@@ -35,7 +36,7 @@ import urllib.request
 
 from . import agent as agent_mod
 from . import facts as facts_mod
-from . import credentials, identity, prechecks, preflight, probes
+from . import credentials, identity, original_hostname, prechecks, preflight, probes
 from .checks import fail as failed_check, format_failures, format_table
 
 EXIT_OK = 0
@@ -69,7 +70,7 @@ def parser():
     p.add_argument("-m", "--m", dest="multi_minion", action="store_true",
                    help="install beside (or with -d remove from beside) a customer salt-minion")
     p.add_argument("-d", "--d", dest="delete", action="store_true",
-                   help="remove kubesalt's node agent")
+                   help="remove kubesalt's node agent and restore the hostname")
     p.add_argument("-precheck", "--precheck", dest="precheck", action="store_true",
                    help="run the hard prechecks only")
     p.add_argument("-preflight", "--preflight", dest="preflight", action="store_true",
@@ -362,6 +363,16 @@ def remove(args, agent):
         return fail("a customer salt-minion is on this node; use -m -d to remove only "
                     "kubesalt's agent and leave it untouched", EXIT_USAGE)
     say("Removing kubesalt node agent")
+    try:
+        restored = original_hostname.restore(ROOT, run=agent.run)
+    except (OSError, agent_mod.AgentError) as exc:
+        restored = original_hostname.Restored(skipped=f"it could not be restored ({exc}); set "
+                                                      "it by hand: hostnamectl set-hostname "
+                                                      "NAME")
+    if restored.name:
+        say(f"Restored hostname {restored.name}")
+    elif restored.skipped:
+        say(f"Hostname left as it is: {restored.skipped}")
     removed = agent.remove()
     for path in removed:
         say(f"Removed {path}")
@@ -414,6 +425,7 @@ def install(args, creds, node, agent):
                         EXIT_INSTALL)
         agent.install_software(bundle, sha256)
     steps.start(2, f"Setting hostname to {node.hostname}")
+    original_hostname.remember(ROOT, socket.gethostname(), node.hostname)
     identity.set_hostname(node.hostname, root=ROOT, run=agent.run)
     steps.start(3, "Installing credentials on node")
     minion_pub = agent.generate_keys()

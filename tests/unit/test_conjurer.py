@@ -13,7 +13,7 @@ import pytest
 
 from kubesalt.master.agent import bundle as agent_bundle
 from kubesalt.master.agent import conjurer_zipapp
-from kubesalt.minion_bootstrap import agent, cli, identity
+from kubesalt.minion_bootstrap import agent, cli, identity, original_hostname
 
 CONTROLLER = {"address": "10.77.0.1", "publish_port": 4505, "ret_port": 4506,
               "https_port": 4507, "master_finger": "aa:bb"}
@@ -70,6 +70,72 @@ def test_remove_touches_only_kubesalt(tmp_path):
     assert not (tmp_path / "opt" / "kubesalt").exists()
     assert customer.read_text() == "master: customer\n"
     assert identity.customer_minion_present(str(tmp_path))
+
+
+# ---- the hostname: changed by an install, put back by -d ----------------------------------------
+
+NEW_NAME = "node-abcd1234-10-77-0-11-edge1"
+
+
+@pytest.fixture
+def named_root(tmp_path, monkeypatch):
+    """A node called edge-7, as conjurer finds it."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/hostname").write_text("edge-7\n")
+    (tmp_path / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tedge-7.lab edge-7\n"
+                                        "10.0.0.5\tcontroller\n")
+    monkeypatch.setattr(cli, "ROOT", str(tmp_path))
+    return tmp_path
+
+
+def _rename(root, name=NEW_NAME):
+    original_hostname.remember(str(root), "edge-7", name)
+    identity.set_hostname(name, root=str(root))
+
+
+def _remove(root, *flags):
+    ran = []
+    node_agent = agent.Agent(root=str(root), run=lambda argv, **kw: ran.append(argv) or
+                             subprocess.CompletedProcess(argv, 0, "", ""))
+    args = cli.parser().parse_args(["-d", *flags])
+    return cli.remove(args, node_agent), ran
+
+
+@pytest.mark.parametrize("flags", [(), ("-m",)])
+def test_d_puts_back_the_hostname_conjurer_changed(named_root, capsys, flags):
+    before = {name: (named_root / "etc" / name).read_text() for name in ("hostname", "hosts")}
+    if flags:
+        (named_root / "etc/salt").mkdir()  # a customer's minion, which -m leaves alone
+    _rename(named_root)
+    assert (named_root / "etc/hostname").read_text() == NEW_NAME + "\n"
+    record = json.loads((named_root / "opt/kubesalt/original-hostname.json").read_text())
+    assert oct(os.stat(named_root / "opt/kubesalt/original-hostname.json").st_mode & 0o777) \
+        == "0o644"
+    assert record["set_to"] == NEW_NAME
+    _rename(named_root)  # a rerun keeps what the node was called before kubesalt
+    code, ran = _remove(named_root, *flags)
+    assert (code, ran) == (cli.EXIT_OK, [["hostname", "edge-7"]])
+    after = {name: (named_root / "etc" / name).read_text() for name in ("hostname", "hosts")}
+    assert after["hostname"] == before["hostname"]
+    assert sorted(after["hosts"].splitlines()) == sorted(before["hosts"].splitlines())
+    assert "[+] Restored hostname edge-7" in capsys.readouterr().out
+    assert not (named_root / "opt/kubesalt").exists()
+
+
+def test_d_leaves_a_name_someone_gave_the_node_since(named_root, capsys):
+    _rename(named_root)
+    (named_root / "etc/hostname").write_text("renamed-by-hand\n")
+    assert _remove(named_root)[0] == cli.EXIT_OK
+    assert (named_root / "etc/hostname").read_text() == "renamed-by-hand\n"
+    assert "Hostname left as it is: the node was renamed to renamed-by-hand since conjurer " \
+           f"named it {NEW_NAME}" in capsys.readouterr().out
+
+
+def test_a_node_already_named_records_nothing(named_root):
+    (named_root / "etc/hostname").write_text(NEW_NAME + "\n")
+    assert original_hostname.remember(str(named_root), NEW_NAME, NEW_NAME) is False
+    assert not (named_root / "opt").exists()
+    assert original_hostname.restore(str(named_root)).name is None
 
 
 # ---- installing the agent software (Agent.install_software) --------------------------------
