@@ -218,12 +218,24 @@ def cmd_user_list(args, layout):
 
 
 def cmd_agent_bundle(args, layout):
+    """One line per step on stderr; pip's output only in the log, and on a failure the last
+    lines this build wrote there (pip says what went wrong at the end)."""
     log_file = layout.log_file.parent / agent_bundle.PIP_LOG
+    written_before = log_file.stat().st_size if log_file.exists() else 0
+
+    def step(line):
+        print(f"kubesalt-controller: {line}", file=sys.stderr, flush=True)
+
     try:
         entry = agent_bundle.build(layout.artifacts_dir, python=args.python, arch=args.arch,
-                                   wheelhouse=args.wheelhouse, log_file=log_file)
+                                   wheelhouse=args.wheelhouse, log_file=log_file, say=step)
     except agent_bundle.BundleError as exc:
-        raise daemon.ControllerError(str(exc)) from None
+        message = str(exc)
+        tail = agent_bundle.log_tail(log_file, since=written_before)
+        if tail:
+            message += f"\n  the last lines of {log_file}:\n" + "\n".join(
+                f"    {line}" for line in tail)
+        raise daemon.ControllerError(message) from None
     result = {"artifacts_dir": str(layout.artifacts_dir), **entry}
     if not entry["compiled"]:
         result["note"] = (f"no .pyc files: this controller runs Python "

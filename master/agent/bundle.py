@@ -507,26 +507,42 @@ def normalize(python=None, arch=None):
     return version, "cp" + version.replace(".", ""), arch
 
 
-def build(artifacts_dir, python=None, arch=None, wheelhouse=None, log_file=None):
+def build(artifacts_dir, python=None, arch=None, wheelhouse=None, log_file=None, say=None):
     """Build the bundle for Python `python` ("3.X", default this controller's) on `arch`
     (default this machine's) into the artifact store and record it in the manifest; returns
-    the manifest entry. pip's output, if pip runs, goes to `log_file`."""
+    the manifest entry. pip's output, if pip runs, goes to `log_file`; `say(line)` is told
+    each step as it starts."""
     version, tag, arch = normalize(python, arch)
     if wheelhouse and not any(w.name.lower().startswith("salt-")
                               for w in Path(wheelhouse).glob("*.whl")):
         raise BundleError(f"{wheelhouse} has no salt wheel; put salt-"
                           f"{salt.version.__version__} and its dependencies' wheels there")
     with _locked(artifacts_dir):
-        return _build(artifacts_dir, version, tag, arch, wheelhouse, log_file)
+        return _build(artifacts_dir, version, tag, arch, wheelhouse, log_file, say)
 
 
-def _build(artifacts_dir, version, tag, arch, wheelhouse, log_file):
+def log_tail(log_file, since=0, lines=10):
+    """The last `lines` lines written to a build log after its first `since` bytes (pip says
+    what went wrong at the end of its output), or []."""
+    try:
+        with open(log_file, "rb") as handle:
+            handle.seek(since)
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _build(artifacts_dir, version, tag, arch, wheelhouse, log_file, say=None):
     log_path = Path(log_file) if log_file else Path(tempfile.gettempdir()) / PIP_LOG
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    say = say or (lambda line: None)
     started = time.monotonic()
+    pin = f"salt {salt.version.__version__}"
     with tempfile.TemporaryDirectory(prefix="ks-agent-") as work:
         existing_pyc, source, pyc, sources = None, None, "pack", None
         if (version, arch) == (own_python(), own_arch()) and not wheelhouse:
+            say(f"taking {pin} and its dependencies from the controller's own environment")
             try:
                 dists = closure()
                 files = _environment_files(dists)
@@ -543,6 +559,8 @@ def _build(artifacts_dir, version, tag, arch, wheelhouse, log_file):
                 with open(log_path, "a", encoding="utf-8") as log:
                     log.write(f"not from the controller's environment ({exc}); using pip\n")
         if source is None:
+            say(f"installing {pin} and its dependencies for Python {version} on {arch} with "
+                f"pip, from {wheelhouse or 'the package index'} (its output: {log_path})")
             with open(log_path, "a", encoding="utf-8") as log:
                 stage = Path(work) / "site"
                 files, scripts, packages, pyc = _pip_install(stage, version, arch,
@@ -557,6 +575,7 @@ def _build(artifacts_dir, version, tag, arch, wheelhouse, log_file):
                 "compiled": compiled, "scripts": scripts, "packages": packages}
         directory = agent_dir(artifacts_dir)
         name = bundle_name(tag, arch)
+        say(f"packing {len(files)} files into {directory / name}")
         tmp = directory / (name + ".tmp")
         try:
             made, failed = pack(files, info, tmp,

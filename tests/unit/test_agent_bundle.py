@@ -7,6 +7,7 @@ import io
 import json
 import os
 import py_compile
+import re
 import struct
 import sys
 import tarfile
@@ -190,6 +191,46 @@ def test_start_rebuilds_only_what_is_missing_or_stale(tmp_path, wheelhouse):
     assert agent_bundle.summary(store) == [{
         "python": tag, "arch": arch, "salt": SALT, "size_mb": round(entry["size"] / 1e6, 1),
         "compiled": True, "file": entry["file"]}]
+
+
+def _agent_bundle_command(root, *flags):
+    from kubesalt.master import cli
+    return cli.main(["agent-bundle", "--root", str(root), *flags])
+
+
+def test_agent_bundle_prints_one_line_per_step_and_pip_writes_to_its_log(tmp_path, wheelhouse,
+                                                                       capfd):
+    root = tmp_path / "ctl"
+    assert _agent_bundle_command(root, "--wheelhouse", str(wheelhouse)) == 0
+    out, err = capfd.readouterr()
+    log = root / "var/log/salt/agent-bundle.log"
+    name = agent_bundle.bundle_name(agent_bundle.python_tag(), agent_bundle.own_arch())
+    installing, packing = err.splitlines()
+    assert installing == (
+        f"kubesalt-controller: installing salt {SALT} and its dependencies for Python "
+        f"{agent_bundle.own_python()} on {agent_bundle.own_arch()} with pip, from {wheelhouse} "
+        f"(its output: {log})")
+    assert re.fullmatch(rf"kubesalt-controller: packing \d+ files into {root}/var/lib/kubesalt/"
+                        rf"files/kubesalt-artifacts/agent/{re.escape(name)}", packing)
+    assert "Successfully installed fakedep-1.0 salt-" in log.read_text()
+    assert "Successfully installed" not in out + err
+
+
+def test_a_failed_pip_shows_the_end_of_its_log_and_where_it_is(tmp_path, wheelhouse, capfd):
+    root = tmp_path / "ctl"
+    log = root / "var/log/salt/agent-bundle.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("an earlier build's last words\n")
+    (wheelhouse / "fakedep-1.0-py3-none-any.whl").unlink()  # salt needs it: pip fails
+    assert _agent_bundle_command(root, "--wheelhouse", str(wheelhouse)) == 1
+    err = capfd.readouterr().err.splitlines()
+    assert err[0].startswith(f"kubesalt-controller: installing salt {SALT}")
+    assert err[1] == f"kubesalt-controller: pip failed (exit 1); see {log}"
+    assert err[2] == f"  the last lines of {log}:"
+    tail = err[3:]
+    assert 0 < len(tail) <= 10 and all(line.startswith("    ") for line in tail)
+    assert "ERROR: No matching distribution found for fakedep" in tail[-1]
+    assert "an earlier build's last words" not in "\n".join(tail)
 
 
 def test_a_format_1_manifest_is_dropped(tmp_path):
