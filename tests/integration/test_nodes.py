@@ -12,6 +12,7 @@ import pytest
 
 from kubesalt.master.trust import pki
 from kubesalt.master.inventory.store import Store
+from kubesalt.master.layout import Layout
 from kubesalt.minion_bootstrap import cli as conjurer_cli
 from kubesalt.minion_bootstrap import credentials, facts, prechecks
 
@@ -255,3 +256,27 @@ def test_health_follows_the_agents_and_fires_events(controller, make_node):
     finally:
         node.stop_minion()
         shutil.rmtree(dest, ignore_errors=True)
+
+
+def test_the_check_names_a_key_that_holds_the_node_id(controller, make_node):
+    """A minion kubesalt never enrolled (a customer's, say) connects under a node's id: the
+    check conjurer makes before changing anything refuses that id; the minion whose key it is
+    passes once enrolled, and learns its cluster's os."""
+    minion = make_node("appr", "aaaa0011")
+    minion.start_minion()
+    pending = Layout.for_root(controller.root).pki_dir / "minions_pre" / minion.id
+    wait_for(pending.exists, 30, "the never-enrolled minion's key to be pending")
+    with pytest.raises(conjurer_cli.EnrollError) as refused:
+        conjurer_cli.check_installer(minion.creds, minion.id)  # a fresh node holds no key
+    assert refused.value.reason == "id-in-use"
+    assert str(refused.value).startswith(f"a key with the id {minion.id} is already pending "
+                                         "on the controller and it is not this node's")
+    assert f"salt-run node.forget {minion.id}" in str(refused.value)
+    assert minion.enroll()[0] == 200
+    held = (minion.pki_dir / "minion.pub").read_text()
+    answer = conjurer_cli.check_installer(minion.creds, minion.id, held)
+    assert answer["os"] == controller.run_ok("cluster.show", "appr")["os"]
+    with pytest.raises(conjurer_cli.EnrollError) as again:
+        conjurer_cli.check_installer(minion.creds, minion.id)
+    assert str(again.value).startswith(f"{minion.id} is already a node of cluster appr with "
+                                       "another key (pending on the controller)")
