@@ -3,10 +3,14 @@ removal. The three files cluster.installer writes are pushed into a node and run
 
 import base64
 import datetime
+import hashlib
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kubesalt.master.layout import Layout
 from kubesalt.master.trust import pki
 from kubesalt.minion_bootstrap import credentials
 from tests.waiting import wait_for
@@ -77,11 +81,61 @@ def test_install_discovers_the_node(lab, lab_controller, installer, fresh):
     # running conjurer again on an installed node is safe
     again = conjurer(fresh)
     assert again.returncode == 0, again.stderr
-    # -d removes all of kubesalt's
+    # -d removes all of kubesalt's and gives the node its name back
     removed = fresh.run(["python3", f"{DEST}/conjurer", "-d"])
     assert removed.returncode == 0, removed.stderr
-    assert not fresh.exists("/opt/kubesalt")
-    assert not fresh.exists("/etc/systemd/system/kubesalt-minion.service")
+    assert f"[+] Restored hostname {fresh.name}" in removed.stdout
+    unchanged(fresh, fresh.name)
+    assert fresh.read("/etc/hostname").strip() == fresh.name
+
+
+def _node_id(node, cluster):
+    """The id conjurer gives `node` (identity.node_identity, seen from the node)."""
+    short = hashlib.sha256(node.read("/etc/machine-id").strip().encode()).hexdigest()[:8]
+    return f"node-{short}-10-77-0-12-{cluster}"
+
+
+def test_an_id_another_key_holds_changes_nothing_and_names_the_key(lab_controller, fresh,
+                                                                   tmp_path):
+    """The issue's case: a customer's minion with this node's id is pending on the same
+    controller (its key where Salt puts a minion's that asked to be accepted). conjurer is
+    refused before it installs or renames anything."""
+    lab_controller.run_ok("cluster.create", "clash", "os=debian-12")
+    lab_controller.run_ok("cluster.installer", "clash", f"dest={tmp_path}")
+    node_id = _node_id(fresh, "clash")
+    pending = Layout.for_root(lab_controller.root).pki_dir / "minions_pre" / node_id
+    pending.write_text(rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                       .public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat
+                                                  .SubjectPublicKeyInfo).decode())
+    fresh.push(tmp_path, DEST)
+    try:
+        proc = conjurer(fresh, edge="clash", creds="clash.pem",
+                        passphrase="clash-passphrase.txt")
+    finally:
+        pending.unlink()
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"[-] the controller refused this node: a key with the id {node_id} "
+                           "is already pending on the controller"), line
+    assert f"salt-run node.forget {node_id}" in line
+    assert line.endswith("nothing on this node was changed")
+    unchanged(fresh, fresh.name)
+    assert not fresh.exists("/opt/kubesalt/original-hostname.json")
+    assert lab_controller.run_ok("node.list", f"search={node_id}") == []
+
+
+def test_a_node_of_another_os_than_its_cluster_changes_nothing(lab_controller, fresh, tmp_path):
+    lab_controller.run_ok("cluster.create", "ubu", "os=ubuntu-22.04")
+    lab_controller.run_ok("cluster.installer", "ubu", f"dest={tmp_path}")
+    fresh.push(tmp_path, DEST)
+    proc = conjurer(fresh, edge="ubu", creds="ubu.pem", passphrase="ubu-passphrase.txt")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "[os] this node runs debian 12 (debian-12) but cluster ubu is for ubuntu-22.04" \
+        in proc.stderr
+    assert "create a cluster for debian-12 (salt-run cluster.create NAME os=debian-12)" \
+        in proc.stderr
+    unchanged(fresh, fresh.name)
 
 
 def _expired_credentials(lab_controller, workdir):
