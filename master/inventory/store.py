@@ -606,7 +606,13 @@ class Store:
         with self.reading() as conn:
             rows = conn.execute("SELECT id FROM operations WHERE cluster=? ORDER BY "
                                 "created_at", (cluster,)).fetchall()
-        return [self.operation(r["id"]) for r in rows]
+        found = []
+        for row in rows:
+            try:
+                found.append(self.operation(row["id"]))
+            except NotFound:  # its cluster was deleted meanwhile, and the record with it
+                continue
+        return found
 
     # ---- signed requests (enrollment replay) -------------------------------------------------
 

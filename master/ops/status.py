@@ -76,9 +76,13 @@ def follow(store, op_id, timeout, progress):
     ends (`[12:01:03] containerd  done  8.2s  4 nodes`); returns its status view. Polls the
     store: the executor is another process."""
     deadline = time.monotonic() + timeout
-    seen = {}
+    seen, last = {}, None
     while True:
-        op = store.operation(op_id)
+        try:
+            op = store.operation(op_id)
+        except NotFound:
+            return vanished(store, op_id, last, progress)
+        last = op
         for stage in op["stages"]:
             if seen.get(stage["name"]) != stage["state"]:
                 seen[stage["name"]] = stage["state"]
@@ -91,6 +95,37 @@ def follow(store, op_id, timeout, progress):
             view["error"] = f"still {op['state']} after {timeout}s; see cluster.status"
             return view
         time.sleep(1)
+
+
+def vanished(store, op_id, last, progress):
+    """What a follower answers when operation `op_id`'s record is gone: deleting a cluster
+    deletes its operations' records with it. A delete operation removes its cluster only once
+    every other stage is done, so a gone cluster means that delete succeeded; any other
+    operation's record going away is reported, never raised."""
+    cluster = last["cluster"] if last else None
+    if cluster is not None and last["kind"] == "delete" and not _exists(store, cluster):
+        ended = {**last, "state": "done", "stages": [
+            stage if stage["state"] in (*plan.ENDED, "skipped") else {**stage, "state": "done"}
+            for stage in last["stages"]]}
+        for before, after in zip(last["stages"], ended["stages"], strict=True):
+            if before is not after:
+                progress(progress_line(after))
+        view = status_view(ended)
+        view["deleted"] = cluster
+        return view
+    where = f"; cluster {cluster} no longer exists" if cluster and not _exists(store, cluster) \
+        else ""
+    return {"operation": op_id, "cluster": cluster, "kind": last["kind"] if last else None,
+            "state": "gone", "error": f"{op_id} is no longer recorded{where}; see "
+                                      "salt-run cluster.list"}
+
+
+def _exists(store, cluster):
+    try:
+        store.get_cluster(cluster)
+    except NotFound:
+        return False
+    return True
 
 
 def progress_line(stage, now=None):
@@ -118,14 +153,17 @@ def started(store, op, wait, timeout, progress):
     return final
 
 
+def unknown_cluster(name):
+    return Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list")
+
+
 def reaped(store, name):
     """Check cluster `name` exists (a refusal naming `name` if not) and record its operations
     whose executor died as interrupted, so what is read next is current."""
     try:
         store.get_cluster(name)
     except NotFound:
-        raise Refused.one("name", f"no cluster named {name!r}; see salt-run cluster.list") \
-            from None
+        raise unknown_cluster(name) from None
     store.reap_operations(name, process_alive)
 
 
@@ -137,7 +175,10 @@ def cluster_status(store, name, history=False):
     # The cluster's state is read after its operations: an executor sets it before it records
     # the operation done, so a finished operation is never shown beside its busy state (read
     # first, the state could be RESETTING while the operation read a moment later was done).
-    record = store.get_cluster(name)
+    try:
+        record = store.get_cluster(name)
+    except NotFound:  # deleted between the two reads (cluster.delete force=True ended)
+        raise unknown_cluster(name) from None
     result = {"cluster": name, "state": record["state"],
               "health": health_check.views(store)[0].get(name)}
     if history:
