@@ -1,10 +1,11 @@
-"""Operator verbs for nodes: list, show, approve, reject, configure, remove, logs (and the
-reactor's probe).
+"""Operator verbs for nodes: list, show, approve, reject, configure, remove, forget, logs (and
+the reactor's probe).
 
     salt-run node.list cluster=edge1 status=DISCOVERED search=10-77 sort=-created
     salt-run node.approve node-1a2b3c4d-10-77-0-11-edge1
     salt-run node.configure NODE roles=master,storage storage_devices=/dev/sdb interface=eth0
     salt-run node.remove NODE wait=True
+    salt-run node.forget NODE
     salt-run node.logs NODE lines=200
 
 Status is derived from Salt's key store and the controller's enrollment records; facts come
@@ -15,6 +16,7 @@ import functools
 
 from kubesalt.master.inventory import agent_logs
 from kubesalt.master.inventory import nodes
+from kubesalt.master.inventory import orphans
 from kubesalt.master.ops import removal
 from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
@@ -29,9 +31,10 @@ def __virtual__():
 
 @support.verb
 def list_(cluster=None, status=None, search=None, sort="hostname"):
-    """Enrolled nodes with their status; filter by cluster, status or search text (a
-    substring or glob of id, cluster, status, address); sort by hostname, status, created or
-    cluster (prefix - to reverse)."""
+    """Enrolled nodes with their status, and without a cluster filter the keys no node owns
+    (ORPHANED, see node.forget); filter by cluster, status or search text (a substring or
+    glob of id, cluster, status, address); sort by hostname, status, created or cluster
+    (prefix - to reverse)."""
     store = support.store(__opts__)
     return nodes.list_nodes(store, support.pki_dir(__opts__),
                             cluster=cluster, status=status, search=search, sort=sort,
@@ -93,6 +96,18 @@ def remove(node, drain=True, wait=False, timeout=3600):
         return {"node": node, "removed": True, "note": removal.NEVER_ACCEPTED}
     return support.started(__context__, store, op, wait, timeout,
                            saltcalls.progress(globals()))
+
+
+@support.verb
+def forget(node):
+    """Delete a key no kubesalt node owns (node.list shows it ORPHANED): left by an earlier
+    version or by a minion that contacted the controller without enrolling. Anything on that
+    machine stays: run conjurer -d there. A node with a record is removed with node.remove."""
+    key_state = orphans.check_forgettable(support.store(__opts__), support.pki_dir(__opts__),
+                                          node)
+    saltcalls.delete_keys(__opts__, [node])
+    saltcalls.fire_node(__opts__, node, "FORGOTTEN")
+    return {"node": node, "forgotten": True, "key": key_state}
 
 
 @support.verb

@@ -10,11 +10,12 @@ operations) while the key stays accepted.
 import fnmatch
 
 from kubesalt.master.inventory import keys
+from kubesalt.master.inventory import orphans
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import NotFound
 
 STATUSES = ("ENROLLED", "DISCOVERED", "APPROVED", "REJECTED", "KEY_MISMATCH", "PROVISIONING",
-            "READY", "FAILED", "UPGRADING", "RESETTING", "REMOVING")
+            "READY", "FAILED", "UPGRADING", "RESETTING", "REMOVING", orphans.STATUS)
 # An accepted node that an operation has worked on.
 PHASES = ("PROVISIONING", "READY", "FAILED", "UPGRADING", "RESETTING", "REMOVING")
 _KEY_STATUS = {None: "ENROLLED", "pending": "DISCOVERED", "accepted": "APPROVED",
@@ -74,17 +75,23 @@ def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hos
             store.get_cluster(cluster)
         except NotFound:
             raise _refuse("cluster", f"no cluster named {cluster!r}") from None
-    rows = []
-    for record, key_state in _with_key_states(store, pki_dir, cluster):
-        row = view(record, key_state,
-                   connected=None if connected_ids is None else record["id"] in connected_ids,
-                   health=health)
-        if status is not None and row["status"] != str(status).upper():
-            continue
-        if search and not _matches(row, str(search)):
-            continue
-        rows.append(row)
-    rows.sort(key=lambda r: (r[SORT_KEYS[sort_field]], r["id"]),
+    states, records = keys.key_states(pki_dir), store.list_nodes(cluster)
+    rows = [view(record, keys.state_for(states.get(record["id"]), record["pub_sha256"]),
+                 connected=None if connected_ids is None else record["id"] in connected_ids,
+                 health=health)
+            for record in records]
+    if cluster is None:
+        # keys no node owns belong to no cluster: listed only when no cluster is asked for
+        rows += [orphans.view(node_id, key_state, connected=None if connected_ids is None
+                              else node_id in connected_ids)
+                 for node_id, key_state in orphans.unowned(
+                     states, {record["id"] for record in records}).items()]
+    rows = [row for row in rows
+            if (status is None or row["status"] == str(status).upper())
+            and (not search or _matches(row, str(search)))]
+    # an orphaned key has no cluster and no enrollment time: those sort after the others
+    field = SORT_KEYS[sort_field]
+    rows.sort(key=lambda r: (r[field] is None, 0 if r[field] is None else r[field], r["id"]),
               reverse=bool(sort) and sort.startswith("-"))
     return rows
 
@@ -120,8 +127,7 @@ def get(store, pki_dir, node_id, grains=None, connected=None, health=None):
     try:
         record = store.get_node(node_id)
     except NotFound:
-        raise _refuse("node", f"no node {node_id!r} has enrolled; see salt-run node.list") \
-            from None
+        raise orphans.unknown_node(pki_dir, node_id) from None
     key_state = keys.state_for(keys.key_states(pki_dir).get(node_id), record["pub_sha256"])
     return record, view(record, key_state, grains, connected, health)
 

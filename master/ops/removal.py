@@ -9,6 +9,7 @@ quorum of the members it has now, or the last worker of a dedicated-master clust
 from kubesalt.master.trust import cluster_secrets
 from kubesalt.master.ops import context, launch
 from kubesalt.master.inventory import nodes as nodes_mod
+from kubesalt.master.inventory import orphans
 from kubesalt.master.ops import plan
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import NotFound
@@ -50,8 +51,7 @@ def start(store, layout, node_id, conf_dir, drain=True, forget=None, spawn=True)
     try:
         cluster = store.get_node(node_id)["cluster"]
     except NotFound:
-        raise Refused.one("node", f"no node {node_id!r} has enrolled; see salt-run node.list") \
-            from None
+        raise orphans.unknown_node(layout.pki_dir, node_id) from None
     record, views = context.cluster_and_nodes(store, layout, cluster)
     spec = record.spec
     failed = launch.last_failed(store, cluster, "remove-node")
