@@ -17,6 +17,7 @@ from kubesalt.master.inventory import clusters
 from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.master.inventory import nodes
 from kubesalt.master.ops import cancel as cancel_mod
+from kubesalt.master.ops import deletion
 from kubesalt.master.ops import status as status_mod
 from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
@@ -96,9 +97,23 @@ def update(name, **changes):
 
 
 @support.verb
-def delete(name):
-    """Delete a cluster record and its installer credentials."""
-    return clusters.delete(support.store(__opts__), name)
+def delete(name, force=False, confirm=False, wait=False, timeout=3600):
+    """Delete a cluster with no nodes and no running operation: its record, installer
+    credentials and secrets. One with nodes is refused unless force=True confirm=True: then
+    every node is reset as cluster.reset does (kubesalt's agent removed, keys and records
+    deleted) and the cluster deleted last, as an operation (wait=True follows it; after a
+    failure the same command resumes)."""
+    store = support.store(__opts__)
+    op = deletion.start(store, support.layout(__opts__), name, support.conf_dir(__opts__),
+                        force=force, confirm=confirm)
+    if op is None:
+        return {"deleted": name}
+    result = support.started(__context__, store, op, wait, timeout,
+                             saltcalls.progress(globals()))
+    warning = deletion.warning(op)
+    if warning:
+        result["warning"] = warning
+    return result
 
 
 @support.verb

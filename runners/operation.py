@@ -1,13 +1,13 @@
 """Operation plumbing: the detached executor.
 
-Operators do not call it; `cluster.provision` (upgrade, reset, node.remove) starts
+Operators do not call it; `cluster.provision` (upgrade, reset, delete, node.remove) starts
 `operation.execute`, which fires `kubesalt/operation/<id>/...` events on the master bus as its
 stages change.
 """
 
 import functools
 
-from kubesalt.master.ops import certificates, executor, plan
+from kubesalt.master.ops import certificates, deletion, executor, plan
 from kubesalt.master.ops import removal
 from kubesalt.master.ops import reset
 from kubesalt.master.ops import status
@@ -29,6 +29,7 @@ def execute(operation_id):
     controller_stages = {
         "forget-nodes": functools.partial(_forget, reset.forget_nodes, layout),
         "forget-node": functools.partial(_forget, removal.forget_node, layout),
+        "delete-cluster": functools.partial(deletion.delete_cluster, layout),
     }
     op = store.operation(operation_id)
     masters = [n["id"] for n in store.list_nodes(op["cluster"])

@@ -93,12 +93,6 @@ def update(store, name, matrix=None, **changes):
     return _view(store.update_spec(name, change), matrix)
 
 
-def delete(store, name):
-    record(store, name)
-    store.delete_cluster(name)
-    return {"deleted": name}
-
-
 def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None, rotate=False):
     """Issue a new installer credential set for `name` and write it to `dest`; with `rotate`,
     revoke every earlier set (a node presenting one is refused from then on).

@@ -127,7 +127,7 @@ MIGRATIONS = [
 
 # What a cluster or node is while an operation works on it; an interrupted operation leaves
 # them FAILED, as its executor would have.
-BUSY_STATES = ("PROVISIONING", "UPGRADING", "RESETTING", "REMOVING")
+BUSY_STATES = ("PROVISIONING", "UPGRADING", "RESETTING", "REMOVING", "DELETING")
 
 
 INTERRUPTED = "interrupted: the operation process stopped"
@@ -282,10 +282,25 @@ class Store:
                 raise NotFound(name)
 
     def delete_cluster(self, name):
+        """Delete a cluster with its installers, nodes and operations (they cascade)."""
         with self.transaction() as conn:
             cur = conn.execute("DELETE FROM clusters WHERE name=?", (name,))
             if cur.rowcount == 0:
                 raise NotFound(name)
+
+    def delete_idle_cluster(self, name):
+        """Delete a cluster that has no node record and no active operation, in one
+        transaction so that neither can appear between the check and the deletion; False
+        (nothing deleted) when it has either."""
+        with self.transaction() as conn:
+            self.get_cluster(name, conn)
+            busy = conn.execute(
+                "SELECT 1 FROM nodes WHERE cluster=? UNION ALL SELECT 1 FROM operations "
+                "WHERE cluster=? AND state IN ('queued','running')", (name, name)).fetchone()
+            if busy:
+                return False
+            conn.execute("DELETE FROM clusters WHERE name=?", (name,))
+            return True
 
     # ---- installer credentials --------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Running an operation (provision, upgrade, reset, remove-node); master/ops/status.py reads
+"""Running an operation (provision, upgrade, reset, remove-node, delete); master/ops/status.py reads
 its record for people.
 
 The executor turns the operation's stages into per-node tasks (master/ops/lanes.py), has the
@@ -10,6 +10,7 @@ Salt's key store, which this module does not touch).
 """
 
 import os
+import time
 
 from kubesalt.master.ops import lanes, plan
 from kubesalt.master.ops.scheduler import Scheduler
@@ -17,7 +18,8 @@ from kubesalt.master.ops.scheduler import Scheduler
 # What a node is while an operation works on it, and what the cluster is meanwhile (None:
 # the cluster's state does not change, e.g. while one node is removed).
 BUSY = {"provision": ("PROVISIONING", "PROVISIONING"), "upgrade": ("UPGRADING", "UPGRADING"),
-        "reset": ("RESETTING", "RESETTING"), "remove-node": ("REMOVING", None)}
+        "reset": ("RESETTING", "RESETTING"), "remove-node": ("REMOVING", None),
+        "delete": ("RESETTING", "DELETING")}
 
 
 def mark_ready(store, op):
@@ -72,11 +74,16 @@ def execute(store, salt, op_id, prepare=None, controller_stages=None, masters=()
             if stage["state"] == "skipped" or by_name[stage["name"]].targets != "controller":
                 continue
             store.stage_started(op_id, stage["name"])
+            # read now: the stage that deletes the cluster deletes this record too
+            last_record = store.operation(op_id) \
+                if by_name[stage["name"]].removes_cluster else None
             try:
                 controller_stages[stage["name"]](store, op)
             except Exception as exc:  # noqa: BLE001 - recorded as the stage's failure
                 failed = [(stage["name"], None, f"{type(exc).__name__}: {exc}")]
                 break
+            if last_record is not None:
+                return _ended_done(last_record)
             store.stage_finished(op_id, stage["name"], True)
     except Exception as exc:  # noqa: BLE001 - any failure must end in the record
         failed = [(None, None, f"{type(exc).__name__}: {exc}")]
@@ -164,6 +171,15 @@ def summarise(nodes, node_results, final):
     ended = state in plan.ENDED
     return (state, min(started) if started else None,
             max(finished) if ended and finished else None, error)
+
+
+def _ended_done(op):
+    """What the record of `op` would say had it been kept to its end, done: the stage that
+    deleted the cluster took the record with it."""
+    now = time.time()
+    stages = [stage if stage["state"] in (*plan.ENDED, "skipped")
+              else {**stage, "state": "done", "finished_at": now} for stage in op["stages"]]
+    return {**op, "state": "done", "finished_at": now, "stages": stages}
 
 
 def _with_node(op, stage, node, comment):

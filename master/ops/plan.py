@@ -1,5 +1,6 @@
 """The plans of kubesalt's operations: each an ordered list of stages, in the spirit of
-kubeadm's phases. Provisioning, upgrade, reset and node removal each have one.
+kubeadm's phases. Provisioning, upgrade, reset, node removal and cluster deletion each have
+one.
 
 The operation's executor (master/ops/executor.py) runs these lists, and `cluster.status` shows
 the same names, so what runs and what is shown cannot drift apart. Targets are node selections
@@ -30,6 +31,9 @@ class Stage:
     # Each target node, one at a time, is drained (from the first master) before the SLS
     # and uncordoned after it, as kubeadm's upgrade procedure does.
     drain: bool = False
+    # A controller stage that deletes the cluster, and with it the operation's own record
+    # (they cascade): it comes last, and the executor returns what the record would say.
+    removes_cluster: bool = False
     # What must be done before this stage starts on a node: "stage" (all of it),
     # "stage/node" (the same node's), "stage/masters" (every master's). None: the whole
     # stage before it in the plan.
@@ -102,6 +106,13 @@ RESET_STAGES = (
           "controller"),
 )
 
+# cluster.delete force=True: every node reset as a reset does, then the cluster itself goes.
+DELETE_STAGES = (
+    *RESET_STAGES,
+    Stage("delete-cluster", "Delete the cluster's record, secrets and installer files",
+          "controller", removes_cluster=True),
+)
+
 # kubeadm's order for taking a node out: drain, (a master's etcd member), `kubeadm reset` on
 # the node, then delete the Node object (a kubelet still running would register it again).
 REMOVE_NODE_STAGES = (
@@ -118,7 +129,7 @@ REMOVE_NODE_STAGES = (
 )
 
 PLANS = {"provision": STAGES, "upgrade": UPGRADE_STAGES, "reset": RESET_STAGES,
-         "remove-node": REMOVE_NODE_STAGES}
+         "remove-node": REMOVE_NODE_STAGES, "delete": DELETE_STAGES}
 
 
 def select(nodes, targets, removed=None):

@@ -108,7 +108,8 @@ def earlier_work(store, cluster):
 
 # A failed operation of these kinds is finished by its own verb before provisioning again.
 RESUMED_BY = {"upgrade": "salt-run cluster.upgrade {cluster}",
-              "reset": "salt-run cluster.reset {cluster} confirm=True"}
+              "reset": "salt-run cluster.reset {cluster} confirm=True",
+              "delete": "salt-run cluster.delete {cluster} force=True confirm=True"}
 
 
 def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_addresses=()):

@@ -26,7 +26,17 @@ def start(store, layout, cluster, conf_dir, confirm=False, spawn=True):
         raise Refused.one("confirm", f"cluster.reset removes Kubernetes and kubesalt from every "
                                      f"node of {cluster} and deletes their keys; run salt-run "
                                      f"cluster.reset {cluster} confirm=True")
-    failed = launch.last_failed(store, cluster, "reset")
+    stages, params = planned(store, spec, views, "reset")
+    return launch.start(store, layout, conf_dir, cluster, "reset", stages, params=params,
+                        spawn=spawn)
+
+
+def planned(store, spec, views, kind):
+    """(stages, params) of an operation of `kind` that resets the nodes of `views` (a reset,
+    or a delete with its nodes): the failed one's again when the cluster's last operation is
+    a failed `kind`, which then resumes. params: the nodes whose key and record go at the end
+    (`nodes`), and those of them whose key was never accepted (`unreachable`)."""
+    failed = launch.last_failed(store, spec.name, kind)
     if failed:
         params, earlier = failed["params"], launch.earlier_work(failed)
     else:
@@ -36,13 +46,12 @@ def start(store, layout, cluster, conf_dir, confirm=False, spawn=True):
         earlier = None
     reachable = [{"id": n["id"], "config": n["config"]} for n in views
                  if n["id"] in params["nodes"] and _accepted(n)]
-    stages = plan.resolve(spec, reachable, earlier=earlier, kind="reset")
-    return launch.start(store, layout, conf_dir, cluster, "reset", stages, params=params,
-                        spawn=spawn)
+    return plan.resolve(spec, reachable, earlier=earlier, kind=kind), params
 
 
 def forget_nodes(store, op, layout, delete_keys):
-    """The controller's stage of a reset: keys, node records, installers, secrets."""
+    """The controller's stage of a reset (and of a delete, before the cluster goes): keys,
+    node records, installers, secrets."""
     cluster = op["cluster"]
     ids = op["params"]["nodes"]
     delete_keys(ids)
@@ -52,7 +61,8 @@ def forget_nodes(store, op, layout, delete_keys):
             store.remove_node(node_id)
     store.revoke_installers(cluster)
     cluster_secrets.forget(layout, cluster)
-    store.set_cluster_state(cluster, "CREATED")
+    if op["kind"] == "reset":  # a delete's cluster stays DELETING until it goes
+        store.set_cluster_state(cluster, "CREATED")
 
 
 def _accepted(view):
