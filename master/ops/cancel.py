@@ -23,7 +23,7 @@ def answer(store, op, wait, timeout, progress):
     if not wait:
         return {"operation": op["id"], "cluster": op["cluster"], "kind": op["kind"],
                 "state": "cancelling"}
-    final = status.follow(store, op["id"], float(timeout), progress)
+    final = status.follow(store, op, float(timeout), progress)
     if final["state"] not in ("cancelled", "queued", "running"):
         final["error"] = f"{op['id']} ended {final['state']} before it could be cancelled"
     return final

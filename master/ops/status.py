@@ -71,12 +71,12 @@ def summary(op):
             "stages": [s["name"] for s in op["stages"] if s["state"] != "skipped"]}
 
 
-def follow(store, op_id, timeout, progress):
-    """Report each stage's start and end through `progress(line)` until operation `op_id`
-    ends (`[12:01:03] containerd  done  8.2s  4 nodes`); returns its status view. Polls the
-    store: the executor is another process."""
+def follow(store, op, timeout, progress):
+    """Report each stage's start and end through `progress(line)` until operation `op` (its
+    record as last read) ends (`[12:01:03] containerd  done  8.2s  4 nodes`); returns its
+    status view. Polls the store: the executor is another process."""
     deadline = time.monotonic() + timeout
-    seen, last = {}, None
+    op_id, seen, last = op["id"], {}, op
     while True:
         try:
             op = store.operation(op_id)
@@ -98,12 +98,12 @@ def follow(store, op_id, timeout, progress):
 
 
 def vanished(store, op_id, last, progress):
-    """What a follower answers when operation `op_id`'s record is gone: deleting a cluster
-    deletes its operations' records with it. A delete operation removes its cluster only once
-    every other stage is done, so a gone cluster means that delete succeeded; any other
-    operation's record going away is reported, never raised."""
-    cluster = last["cluster"] if last else None
-    if cluster is not None and last["kind"] == "delete" and not _exists(store, cluster):
+    """What a follower answers when operation `op_id`'s record is gone (`last`: the record as
+    last read): deleting a cluster deletes its operations' records with it. A delete operation
+    removes its cluster only once every other stage is done, so a gone cluster means that
+    delete succeeded; any other operation's record going away is reported, never raised."""
+    cluster = last["cluster"]
+    if last["kind"] == "delete" and not _exists(store, cluster):
         ended = {**last, "state": "done", "stages": [
             stage if stage["state"] in (*plan.ENDED, "skipped") else {**stage, "state": "done"}
             for stage in last["stages"]]}
@@ -113,11 +113,9 @@ def vanished(store, op_id, last, progress):
         view = status_view(ended)
         view["deleted"] = cluster
         return view
-    where = f"; cluster {cluster} no longer exists" if cluster and not _exists(store, cluster) \
-        else ""
-    return {"operation": op_id, "cluster": cluster, "kind": last["kind"] if last else None,
-            "state": "gone", "error": f"{op_id} is no longer recorded{where}; see "
-                                      "salt-run cluster.list"}
+    where = f"; cluster {cluster} no longer exists" if not _exists(store, cluster) else ""
+    return {"operation": op_id, "cluster": cluster, "kind": last["kind"], "state": "gone",
+            "error": f"{op_id} is no longer recorded{where}; see salt-run cluster.list"}
 
 
 def _exists(store, cluster):
@@ -147,7 +145,7 @@ def started(store, op, wait, timeout, progress):
     the final status, with "retcode": 1 when the operation did not end done."""
     if not wait:
         return summary(op)
-    final = follow(store, op["id"], float(timeout), progress)
+    final = follow(store, op, float(timeout), progress)
     if final["state"] != "done":
         final["retcode"] = 1
     return final

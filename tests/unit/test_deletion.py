@@ -45,6 +45,13 @@ def test_a_follower_of_a_delete_that_removed_its_cluster_answers_deleted(tmp_pat
                                                           ["delete-cluster", "done"]]
 
 
+def test_a_delete_that_ended_before_its_follower_first_looked_answers_deleted(tmp_path):
+    store, _, _ = following(tmp_path, "delete")
+    op = store.operation("op-1")
+    store.delete_cluster("c")
+    assert status.started(store, op, True, 30, print)["deleted"] == "c"
+
+
 @pytest.mark.parametrize("kind", ["provision", "reset"])
 def test_a_follower_whose_operation_vanished_otherwise_says_so_and_fails(tmp_path, kind):
     store, progress, _ = following(tmp_path, kind)
