@@ -60,6 +60,11 @@ INVALID = [
     ("cluster.cancel", {"name": "keep", "wait": "maybe"}, "wait"),
     ("cluster.health", {}, "name"),
     ("cluster.health", {"name": "nope"}, "name"),
+    ("cluster.delete", {"name": "keep", "force": True}, "confirm"),
+    ("cluster.delete", {"name": "keep", "force": "maybe"}, "force"),
+    ("cluster.delete", {"name": "nope", "force": True, "confirm": True}, "name"),
+    ("node.forget", {}, "node"),
+    ("node.forget", {"node": "node-0000-10-0-0-9-keep"}, "node"),
 ]
 
 

@@ -31,7 +31,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 # exists, so the refusal must name that field).
 ABSENT = {"NAME": ("gone", "name"), "NODE": ("node-0000-10-0-0-9-gone", "node")}
 NEEDS_NODES = ("cluster.provision", "cluster.upgrade", "cluster.reset", "cluster.cancel",
-               "node.")
+               "cluster.delete", "node.")
 
 
 def readme_command_lines():

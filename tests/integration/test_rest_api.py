@@ -239,6 +239,8 @@ def test_node_logs_is_for_operators_and_known_nodes(ctl, operator, viewer):
     ("cluster.reset", {"name": "rest1", "confirm": True}),
     ("node.remove", {"node": "node-1-10-0-0-1-x"}),
     ("cluster.cancel", {"name": "rest1"}),
+    ("cluster.delete", {"name": "rest1", "force": True, "confirm": True}),
+    ("node.forget", {"node": "node-1-10-0-0-1-x"}),
 ])
 def test_viewer_is_forbidden_to_change(viewer, fun, kwargs):
     resp = viewer.run(fun, **kwargs)

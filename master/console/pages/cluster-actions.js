@@ -104,7 +104,8 @@ async function reset(ctx) {
 async function remove(ctx) {
   const done = await typedName(ctx, {
     title: `Delete ${ctx.name}?`, testid: "delete-dialog", confirmLabel: "Delete cluster",
-    text: ["The cluster's record and its installer credentials are deleted."],
+    text: ["The cluster's record, its installer credentials and its secrets are deleted.",
+      "A cluster with nodes or a running operation is refused, with what to do first."],
     onConfirm: () => api.call("cluster.delete", {name: ctx.name}),
   });
   if (done) {
