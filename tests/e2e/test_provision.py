@@ -340,8 +340,32 @@ def test_dedicated_multi_loses_a_master_and_resets(
     assert 'cluster-pool-ipv4-cidr: "10.244.0.0/16"' in first.read(
         "/etc/kubesalt/manifests/cilium.yaml")
 
+    a_master_power_cut_degrades_health_until_it_is_back(ctl, lab, ids, masters)
     remove_a_master_but_not_two(ctl, lab, ids, masters, first)
     reset_then_enroll_and_provision_again(ctl, lab, ids, tmp_path)
+
+
+def health(ctl, cluster):
+    return ctl.run_ok("cluster.show", cluster)["health"]
+
+
+def a_master_power_cut_degrades_health_until_it_is_back(ctl, lab, ids, masters):
+    """The controller's own checks, unasked: degraded within 60 s naming the master that lost
+    power, healthy again once it booted."""
+    wait_for(lambda: health(ctl, "multi")["state"] == "healthy", 60, "multi to be healthy")
+    cut = lab.nodes[ids.index(masters[1])]
+    cut.power_off()
+    degraded = wait_for(lambda: (h := health(ctl, "multi"))["state"] == "degraded" and h, 60,
+                        "multi's health to be degraded")
+    assert [(p["node"], p["state"]) for p in degraded["problems"]] == \
+        [(masters[1], "disconnected")], degraded
+    assert ctl.run_ok("cluster.status", "multi")["state"] == "READY"
+    listed = {n["id"]: n["health"]["state"] for n in ctl.run_ok("node.list", "cluster=multi")}
+    assert listed == {**dict.fromkeys(ids, "healthy"), masters[1]: "disconnected"}, listed
+    cut.boot()
+    cut.wait_running()
+    wait_for(lambda: health(ctl, "multi")["state"] == "healthy", 180,
+             "multi to be healthy again after the master booted")
 
 
 def a_failed_worker_join_leaves_the_masters_lane_finished(ctl, worker, worker_id):
