@@ -11,11 +11,13 @@ from tests.waiting import wait_for
 # What provisioning and conjurer install on a node, and the services they start.
 INSTALLED = ("/opt/kubesalt", "/etc/systemd/system/kubesalt-minion.service", "/etc/kubesalt",
              "/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/etc/etcd/pki",
-             "/etc/systemd/system/kubelet.service", "/etc/systemd/system/etcd.service",
-             "/usr/local/bin/kubeadm", "/usr/local/bin/kubelet", "/usr/local/bin/etcd")
-UNITS = ("kubesalt-minion", "kubelet", "etcd")
+             "/var/lib/consul", "/etc/consul.d", "/etc/containerd", "/etc/cni/net.d",
+             "/var/cache/kubesalt", "/usr/local/bin/kubeadm", "/usr/local/bin/kubelet",
+             "/usr/local/bin/etcd", "/usr/local/bin/consul", "/usr/local/bin/containerd",
+             "/etc/systemd/system/kubelet.service", "/etc/systemd/system/etcd.service")
+UNITS = ("kubesalt-minion", "kubelet", "etcd", "consul", "containerd", "kubesalt")
 # pgrep -f patterns: kubesalt's agent runs as /opt/kubesalt/.../salt-minion
-PROCESSES = ("/opt/kubesalt", "kubesalt-minion", "kubelet", "etcd")
+PROCESSES = ("/opt/kubesalt", "salt-minion", "kubelet", "etcd", "consul", "containerd")
 
 
 def wait_until_agent_gone(lab_node, timeout=120):

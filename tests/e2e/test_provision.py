@@ -13,6 +13,7 @@ import yaml
 from kubesalt.master.inventory import matrix as matrix_mod
 from tests.integration.controller import BIN, _env, last_json
 from tests.labkit import artifacts as lab_artifacts
+from tests.e2e.cleanliness import assert_no_key, assert_node_clean, wait_until_agent_gone
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.lab
@@ -269,36 +270,10 @@ def remove_the_worker(ctl, master, master_id, worker, worker_id):
         [master_id]
     assert [r["id"] for r in ctl.run_ok("node.list", "cluster=solo")] == [master_id]
     assert worker_id not in ctl.run_ok("node.list")
-    wait_for(lambda: not worker.exists("/opt/kubesalt"), 120, "the worker's agent to go")
-    assert_nothing_of_kubesalt_left(worker)
-    assert_no_key_left(ctl, worker_id)
+    wait_until_agent_gone(worker)
+    assert_node_clean(worker)
+    assert_no_key(ctl, worker_id)
     assert master.run(["systemctl", "is-active", "kubelet"]).stdout.strip() == "active"
-
-
-# What provisioning and conjurer put on a node, and the services they run.
-INSTALLED = ("/opt/kubesalt", "/etc/systemd/system/kubesalt-minion.service", "/etc/kubesalt",
-             "/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/etc/etcd/pki",
-             "/var/lib/consul", "/etc/consul.d", "/etc/containerd", "/etc/cni/net.d",
-             "/var/cache/kubesalt", "/usr/local/bin/kubeadm", "/usr/local/bin/kubelet",
-             "/usr/local/bin/etcd", "/usr/local/bin/consul", "/usr/local/bin/containerd",
-             "/etc/systemd/system/kubelet.service", "/etc/systemd/system/etcd.service")
-SERVICES = ("kubesalt-minion", "kubelet", "etcd", "consul", "containerd")
-
-
-def assert_nothing_of_kubesalt_left(lab_node):
-    left = [path for path in INSTALLED if lab_node.exists(path)]
-    assert not left, f"{lab_node.name} keeps {left}"
-    units = lab_node.run(["systemctl", "list-units", "--all", "--no-legend", "--plain",
-                          *[f"{s}*" for s in SERVICES], "kubesalt*"]).stdout.split("\n")
-    assert not [u for u in units if u.strip()], f"{lab_node.name} keeps units {units}"
-    processes = lab_node.run(["pgrep", "-a", "-f", "salt-minion|kubelet|etcd|consul|containerd"])
-    assert processes.returncode == 1, f"{lab_node.name} runs {processes.stdout}"
-
-
-def assert_no_key_left(ctl, node_id):
-    pki = ctl.root / "etc" / "salt" / "pki" / "master"
-    assert not list(pki.glob(f"minions*/{node_id}")), f"{node_id}'s key is still there"
-    assert not list(ctl.root.glob(f"var/cache/salt/master/minions/{node_id}"))
 
 
 def test_dedicated_multi_loses_a_master_and_resets(
@@ -400,8 +375,8 @@ def remove_a_master_but_not_two(ctl, lab, ids, masters, first):
     assert members.stdout.count("started") == 2 and masters[2] not in members.stdout
     assert masters[2] not in {n["metadata"]["name"]
                               for n in kubectl(first, "get", "nodes")["items"]}
-    wait_for(lambda: not leaving.exists("/opt/kubesalt"), 120, "the master's agent to go")
-    assert_nothing_of_kubesalt_left(leaving)
+    wait_until_agent_gone(leaving)
+    assert_node_clean(leaving)
     message = refused(ctl, "node.remove", masters[1])
     assert "below quorum" in message and masters[1] in message
     assert {r["status"] for r in ctl.run_ok("node.list", "cluster=multi")} == {"READY"}
@@ -426,9 +401,9 @@ def reset_then_enroll_and_provision_again(ctl, lab, ids, tmp_path):
     wait_for(lambda: not any(n.exists("/opt/kubesalt") for n in nodes), 120,
              "every node's agent to go")
     for lab_node in nodes:
-        assert_nothing_of_kubesalt_left(lab_node)
+        assert_node_clean(lab_node)
     for node_id in ids:
-        assert_no_key_left(ctl, node_id)
+        assert_no_key(ctl, node_id)
     assert not (ctl.root / "var" / "lib" / "kubesalt" / "clusters" / "multi").exists()
     # the old credentials were revoked; new ones enroll the same machines again
     ctl.run_ok("cluster.installer", "multi", f"dest={tmp_path / 'creds2'}")
