@@ -64,11 +64,13 @@ def test_cluster_status_prints_the_stage_table_and_json_keeps_the_data(controlle
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "cluster out1: CREATED"
-    assert lines[1].startswith(f"operation {op_id} (provision): failed at etcd on m2")
-    assert lines[2].split() == ["STAGE", "STATE", "TIME", "NODES"]
-    assert lines[3].split() == ["etcd", "failed", "4.5s", "2", "nodes"]
-    assert lines[4].strip() == "m2: failed: broken: exit 1"
-    assert [line.split()[:2] for line in lines[5:]] == [["control-plane-init", "pending"],
+    # the health on top: a cluster with no node to check yet
+    assert re.fullmatch(r"health: unknown since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", lines[1])
+    assert lines[2].startswith(f"operation {op_id} (provision): failed at etcd on m2")
+    assert lines[3].split() == ["STAGE", "STATE", "TIME", "NODES"]
+    assert lines[4].split() == ["etcd", "failed", "4.5s", "2", "nodes"]
+    assert lines[5].strip() == "m2: failed: broken: exit 1"
+    assert [line.split()[:2] for line in lines[6:]] == [["control-plane-init", "pending"],
                                                         ["ready", "pending"]]
     assert "Traceback" not in proc.stdout + proc.stderr
     data = controller.run_ok("cluster.status", "out1")
