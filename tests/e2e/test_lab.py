@@ -177,12 +177,9 @@ def _assert_the_same_machine_back(node, lab, identity, boots):
 def test_a_node_reboots_with_its_disk_units_and_network(lab, probed_node):
     node, identity = probed_node
     before = node.pid
-    started = time.monotonic()
     assert node.reboot() in ("running", "degraded")
-    seconds = time.monotonic() - started
     assert node.pid != before
     _assert_the_same_machine_back(node, lab, identity, boots=2)
-    assert seconds < 10, f"a reboot took {seconds:.1f}s"
 
 
 def test_a_node_reboots_itself(lab, probed_node):
