@@ -50,5 +50,5 @@ def execute(operation_id):
 
 
 def _forget(forget, layout, store, op):
-    forget(store, op, layout, functools.partial(saltcalls.delete_keys, __opts__))
+    forget(store, op, layout, functools.partial(saltcalls.delete_keys_once_gone, __opts__))
 

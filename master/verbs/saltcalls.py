@@ -24,6 +24,9 @@ from kubesalt.master.verbs import support
 PROBE_TIMEOUT = 60
 # How long node.logs waits for a node's answer.
 AGENT_LOG_TIMEOUT = 20
+# How long the controller's last stage of a reset, delete or removal waits for the nodes'
+# agents to stop before it deletes their keys (states/kubesalt/agent: removal_delay is 5s).
+AGENT_GONE_WAIT = 60
 # How long a health check waits for the agents' answers, and for a master's API.
 PING_TIMEOUT = 5
 READINESS_TIMEOUT = 15
@@ -142,6 +145,17 @@ def delete_keys(opts, ids):
                                         for node_id in ids) if problem]
     if problems:
         raise support.SaltCallFailed("; ".join(problems))
+
+
+def delete_keys_once_gone(opts, ids, timeout=AGENT_GONE_WAIT):
+    """Delete nodes' keys once their agents disconnected (the agent removal stops them a few
+    seconds after their last state run): a key deleted while its agent still runs comes back
+    as a pending key when that agent next talks to the master. After `timeout`, the keys go
+    anyway."""
+    deadline = time.monotonic() + timeout
+    while set(ids) & connected_ids(opts) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    delete_keys(opts, ids)
 
 
 def sync_failed(ret, node_id):
