@@ -1,13 +1,19 @@
 """Operations an operator can trust, on lab nodes: a running operation cancelled while another
 cluster's goes on; an agent killed during a stage noticed in seconds instead of at the stage's
-timeout, and one restarted by systemd whose lost job is sent again; each ends READY. A long
+timeout, and one restarted by systemd whose lost job is sent again; each ends READY. A
+cluster with nodes or a running operation is not deleted, unless forced: then its node keeps
+nothing of kubesalt. A long
 stage is held by the kubeadm stand-in (hold-kubeadm-init marker) so that each happens
 mid-stage."""
 
 
+import subprocess
+
 import pytest
 
-from tests.e2e.test_provision import K8S, MARKERS, configure, enroll, provision
+from tests.e2e.cleanliness import assert_no_key, assert_node_clean, wait_until_agent_gone
+from tests.e2e.test_provision import K8S, MARKERS, configure, enroll, provision, refused
+from tests.integration.controller import BIN, _env, last_json
 from tests.labkit import artifacts as lab_artifacts
 from tests.waiting import wait_for
 
@@ -55,6 +61,10 @@ def test_cancel_a_lost_agent_and_a_restarted_one_are_handled_in_seconds(
     for name in ("cancel1", "lost1", "restart1"):
         wait_for(lambda name=name: stage_running(ctl, name, "control-plane-init"), 600,
                  f"{name}'s control-plane-init to run")
+
+    # delete: refused while an operation runs, even forced
+    assert "salt-run cluster.cancel cancel1" in refused(ctl, "cluster.delete", "cancel1",
+                                                        "force=True", "confirm=True")
 
     # cancel: the operation ends cancelled at its stage, the node's job is ended
     ctl.run_ok("cluster.cancel", "cancel1")
@@ -104,3 +114,17 @@ def test_cancel_a_lost_agent_and_a_restarted_one_are_handled_in_seconds(
         states = {s["stage"]: s["state"] for s in status["operation"]["stages"]}
         assert states["containerd"] == "skipped" and states["control-plane-init"] == "done", \
             states
+
+    # delete: refused for a cluster with nodes; forced, its node keeps nothing of kubesalt
+    assert "force=True confirm=True" in refused(ctl, "cluster.delete", "other1")
+    assert ctl.run_ok("cluster.show", "other1")["state"] == "READY"
+    proc = subprocess.run([str(BIN / "salt-run"), "-c", str(ctl.conf_dir), "--out=json",
+                           "cluster.delete", "other1", "force=True", "confirm=True", "wait=True",
+                           "timeout=900"], capture_output=True, text=True, timeout=1000,
+                          env=_env(), stdin=subprocess.DEVNULL)
+    deleted = last_json(proc.stdout)
+    assert proc.returncode == 0 and deleted["deleted"] == "other1", (proc.stdout, proc.stderr)
+    assert "other1" not in [c["name"] for c in ctl.run_ok("cluster.list")]
+    wait_until_agent_gone(nodes["other1"])
+    assert_node_clean(nodes["other1"])
+    assert_no_key(ctl, ids["other1"])
