@@ -131,9 +131,12 @@ def _write(path, data):
 def make_private_dirs(layout):
     """Directories only root may read. Salt's cachedir among them: its job cache keeps every
     runner's arguments and return (a proxy password given to cluster.create, say) and its
-    minion data cache the nodes' pillar, in files Salt creates world-readable."""
+    minion data cache the nodes' pillar, in files Salt creates world-readable. Also the
+    cachedir's parent: the master adds o+x to its cachedir whenever it starts (for `salt` CLI
+    users' key files), and under systemd, at boot or on a restart, nothing of kubesalt's runs
+    after that to take it away again."""
     for directory in (layout.state_dir, layout.kubesalt_pki, layout.installers_dir,
-                      layout.master_cachedir):
+                      layout.master_cachedir.parent, layout.master_cachedir):
         Path(directory).mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
 

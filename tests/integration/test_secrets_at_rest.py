@@ -56,6 +56,8 @@ def test_proxy_password_is_neither_shown_nor_readable_by_others(ctl):
     # and not by a path it knows either (Salt lists the job cache under jobs/)
     cachedir = ctl.root / "var" / "cache" / "salt" / "master"
     assert os.stat(cachedir).st_mode & 0o077 == 0
+    # its parent too: a master started by systemd (boot, restart) adds o+x to the cachedir
+    assert os.stat(cachedir.parent).st_mode & 0o077 == 0
     for kept in found.stdout.split():
         readable = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
                                    "--clear-groups", "cat", kept], capture_output=True)
