@@ -31,6 +31,8 @@ def _systemd_running():
 
 
 def install_unit():
+    """Write both units and enable them: a controller host's controller comes back by itself
+    after a reboot or a power cut. `start` starts them; enabling starts nothing."""
     template = (Path(__file__).parent / "systemd" / UNIT_NAME).read_text()
     UNIT_PATH.write_text(template.replace("@SALT_MASTER@", daemon.salt_script("salt-master")))
     template = (Path(__file__).parent / "systemd" / API_UNIT_NAME).read_text()
@@ -38,6 +40,10 @@ def install_unit():
         template.replace("@SALT_API@", daemon.salt_script("salt-api")))
     if _systemd_running():
         subprocess.run(["systemctl", "daemon-reload"], check=True)
+    if shutil.which("systemctl") is not None:
+        # works without a running systemd too (an image being built): it only links the units
+        subprocess.run(["systemctl", "--quiet", "enable", UNIT_NAME, API_UNIT_NAME],
+                       check=True)
 
 
 def ensure_master_keys(layout):
@@ -81,9 +87,12 @@ def cmd_init(args, layout):
     ensure_master_keys(layout)
     ensure_endpoint_cert(layout, ca, settings)
     ensure_endpoint_cert(layout, ca, settings, stem="api")
+    result = {"config_dir": str(layout.conf_dir), "state_dir": str(layout.state_dir),
+              **settings}
     if not layout.embedded:
         install_unit()
-    return {"config_dir": str(layout.conf_dir), "state_dir": str(layout.state_dir), **settings}
+        result["units"] = [UNIT_NAME, API_UNIT_NAME]
+    return result
 
 
 def ensure_agent_bundle(layout):
@@ -244,9 +253,23 @@ def cmd_agent_bundle(args, layout):
     return result
 
 
+def unit_states():
+    """{unit: "active, enabled"} as systemd sees the controller's two units."""
+    states = {}
+    for unit in (UNIT_NAME, API_UNIT_NAME):
+        answers = [subprocess.run(["systemctl", verb, unit], capture_output=True, text=True,
+                                  check=False).stdout.strip() or "unknown"
+                   for verb in ("is-active", "is-enabled")]
+        states[unit] = ", ".join(answers)
+    return states
+
+
 def cmd_status(args, layout):
-    return {**daemon.status(layout),
-            "agent_bundles": agent_bundle.summary(layout.artifacts_dir)}
+    result = {**daemon.status(layout),
+              "agent_bundles": agent_bundle.summary(layout.artifacts_dir)}
+    if not layout.embedded and _systemd_running():
+        result["units"] = unit_states()
+    return result
 
 
 def _print_human(result):
