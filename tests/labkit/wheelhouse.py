@@ -30,6 +30,11 @@ def _key():
     return digest.hexdigest()[:16]
 
 
+def pip_wheel(dest, source, python="python3"):
+    """The README's command that builds the wheelhouse (its "Production controller host")."""
+    return [python, "-m", "pip", "wheel", "--wheel-dir", str(dest), str(source)]
+
+
 def _pip_wheel(dest, *args):
     """pip wheel of a clean copy of the checkout: setuptools' build/ in the checkout keeps
     files deleted since, and they would be packed too."""
@@ -40,8 +45,8 @@ def _pip_wheel(dest, *args):
                                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copy2(REPO / name, Path(source) / name)
-        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir",
-                               str(dest), *args, source], capture_output=True, text=True,
+        proc = subprocess.run([*pip_wheel(dest, source, python=sys.executable), "--quiet",
+                               *args], capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"pip wheel failed: {proc.stderr.strip()[-2000:]}")
