@@ -4,14 +4,12 @@ twice and lost every worker)."""
 
 import json
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from kubesalt.master import layout as layout_mod
 from kubesalt.master.inventory import artifacts, clusters, keys
 from kubesalt.master.inventory import matrix as matrix_mod
 from kubesalt.master.inventory.store import Store
 from kubesalt.master.ops import context, removal, upgrade
+from tests.unit.keyfiles import public_key
 
 MATRIX = matrix_mod.default()
 CURRENT, NEXT = "1.29.14", "1.30.10"
@@ -34,12 +32,6 @@ def test_join_order_reads_a_generator_once_and_puts_masters_first():
     assert context.first_master([]) is None
 
 
-def _public_key():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def ready_cluster(tmp_path, roles):
     """A READY cluster at CURRENT whose nodes hold accepted keys, with NEXT's artifacts indexed."""
     layout = layout_mod.Layout.for_root(tmp_path / "root")
@@ -47,7 +39,7 @@ def ready_cluster(tmp_path, roles):
     clusters.create(store, "c", k8s_version=CURRENT, ha=True, dedicated_master=True)
     accepted = layout.pki_dir / "minions"
     accepted.mkdir(parents=True)
-    pub = _public_key()
+    pub = public_key()
     for number, (node_id, node_roles) in enumerate(roles.items()):
         (accepted / node_id).write_bytes(pub)
         store.enroll_node(node_id, "c", keys.spki_sha256(pub), f"serial-{node_id}",

@@ -3,8 +3,6 @@ changes, the operation that deletes a cluster with its nodes, and what a followe
 operation answers when the operation's record goes with its cluster."""
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubesalt.master import layout as layout_mod
 from kubesalt.master.errors import Refused
@@ -12,6 +10,7 @@ from kubesalt.master.inventory import clusters, keys
 from kubesalt.master.inventory.store import NotFound, Store
 from kubesalt.master.ops import deletion, executor, plan, provision, reset, status
 from kubesalt.master.trust import cluster_secrets
+from tests.unit.keyfiles import public_key, put_key
 from tests.unit.fake_salt import OK, FakeSalt, failed_state
 
 STAGES = [{"name": "reset-nodes", "title": "Reset", "nodes": ["n1"], "skip": ""},
@@ -79,14 +78,7 @@ STRAY = "node-0a1b2c3d-10-0-0-3-edge"
 
 @pytest.fixture(scope="module")
 def pub():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def put_key(layout, key_dir, node_id, pub):
-    (layout.pki_dir / key_dir).mkdir(parents=True, exist_ok=True)
-    (layout.pki_dir / key_dir / node_id).write_bytes(pub)
+    return public_key()
 
 
 @pytest.fixture

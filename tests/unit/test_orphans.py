@@ -2,14 +2,13 @@
 delete only them, and node.remove of such an id names node.forget."""
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubesalt.master import layout as layout_mod
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory import clusters, keys, nodes, orphans
 from kubesalt.master.inventory.store import Store
 from kubesalt.master.ops import removal
+from tests.unit.keyfiles import public_key, put_key
 
 NODE = "node-0a1b2c3d-10-0-0-1-edge"
 STRAY = "node-0a1b2c3d-10-0-0-2-gone"
@@ -17,14 +16,7 @@ STRAY = "node-0a1b2c3d-10-0-0-2-gone"
 
 @pytest.fixture(scope="module")
 def pub():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def put_key(layout, key_dir, node_id, pub):
-    (layout.pki_dir / key_dir).mkdir(parents=True, exist_ok=True)
-    (layout.pki_dir / key_dir / node_id).write_bytes(pub)
+    return public_key()
 
 
 @pytest.fixture
