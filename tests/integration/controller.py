@@ -126,6 +126,20 @@ class Controller:
         assert code == 0, f"salt-run {fun} {args} exited {code}: {data}"
         return data
 
+    def api_session(self, username, password):
+        """A requests session logged in to the REST API as `username` (its token set)."""
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(self.ca_file)
+        resp = session.post(f"{self.api_url}/login", timeout=30,
+                            json={"username": username, "password": password,
+                                  "eauth": "file"})
+        assert resp.status_code == 200, resp.text
+        session.headers["X-Auth-Token"] = resp.headers["X-Auth-Token"]
+        return session
+
     @contextlib.contextmanager
     def events(self, prefix):
         """Listen on the master's event bus (from now on) for tags starting with `prefix`."""

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import requests
 
 from kubesalt.master.inventory.store import Store
 
@@ -30,14 +29,7 @@ def ctl():
 
 @pytest.fixture(scope="module")
 def api(ctl):
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(ctl.ca_file)
-    resp = session.post(f"{ctl.api_url}/login", timeout=30,
-                        json={"username": OPERATOR[0], "password": OPERATOR[1],
-                              "eauth": "file"})
-    assert resp.status_code == 200, resp.text
-    session.headers["X-Auth-Token"] = resp.headers["X-Auth-Token"]
+    session = ctl.api_session(*OPERATOR)
 
     def call(fun, **arguments):
         resp = session.post(f"{ctl.api_url}/", json={"client": "runner", "fun": fun,

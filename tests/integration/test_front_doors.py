@@ -6,7 +6,6 @@ import json
 import subprocess
 
 import pytest
-import requests
 
 from .controller import BIN, _env, running
 
@@ -77,15 +76,7 @@ def ctl():
 
 @pytest.fixture(scope="module")
 def api(ctl):
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(ctl.ca_file)
-    resp = session.post(f"{ctl.api_url}/login", timeout=30,
-                        json={"username": OPERATOR[0], "password": OPERATOR[1],
-                              "eauth": "file"})
-    assert resp.status_code == 200, resp.text
-    session.headers["X-Auth-Token"] = resp.headers["X-Auth-Token"]
-    return session
+    return ctl.api_session(*OPERATOR)
 
 
 def _salt_run(ctl, fun, arguments):
