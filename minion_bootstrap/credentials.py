@@ -415,9 +415,12 @@ class Credentials:
         """A signed "would this node enroll?" request, asked of the controller before conjurer
         changes anything: are these credentials still good, and is node_id free for the
         minion key this node already holds (`held_pub_pem`, from an earlier run; None for
-        none)? It has no minion_pub_sha256, so it can never be replayed as an enrollment."""
+        none)? It has no minion_pub_sha256, so it can never be replayed as an enrollment. The
+        controller refuses a request it has seen: the nonce keeps two runs within one second
+        (a -precheck, then the install) from being the same request."""
         request = {
             "purpose": "check",
+            "nonce": secrets.token_hex(16),
             "cluster": self.cluster,
             "node_id": node_id,
             "serial": self.serial,

@@ -341,6 +341,21 @@ def test_a_rejected_node_is_told_who_can_let_it_in_again(credentials, controller
     assert f"salt-run node.remove {NODE_ID}" in str(refused.value)
 
 
+def test_two_checks_in_the_same_second_are_two_requests(credentials, controller):
+    """conjurer -precheck and then conjurer, or a refused run and the next one, may ask
+    within one second: neither is a replay of the other."""
+    store, layout = controller
+    now = time.time()
+    for _ in range(2):
+        request, signature = credentials.opened.check_request(NODE_ID, now)
+        payload = {"request": request, "signature": signature,
+                   "installer_cert": credentials.opened.installer_cert_pem}
+        assert enrollment.check(store, layout, payload, now=now)["ok"] is True
+    with pytest.raises(enrollment.EnrollmentRefused) as refused:
+        enrollment.check(store, layout, payload, now=now)
+    assert refused.value.reason == "replay"
+
+
 def test_a_conjurer_that_names_no_held_key_is_not_asked_about_its_id(credentials, controller):
     """conjurers older than held_pub_sha256 keep working; their enrollment refuses a second
     key as it always did."""
