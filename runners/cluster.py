@@ -108,12 +108,8 @@ def delete(name, force=False, confirm=False, wait=False, timeout=3600):
                         force=force, confirm=confirm)
     if op is None:
         return {"deleted": name}
-    result = support.started(__context__, store, op, wait, timeout,
-                             saltcalls.progress(globals()))
-    warning = deletion.warning(op)
-    if warning:
-        result["warning"] = warning
-    return result
+    return support.started(__context__, store, op, wait, timeout,
+                           saltcalls.progress(globals()), deletion.warning(op))
 
 
 @support.verb
@@ -168,12 +164,8 @@ def reset(name, confirm=False, wait=False, timeout=3600):
                   "cluster name to confirm: ", name)
     op = reset_mod.start(store, support.layout(__opts__), name, support.conf_dir(__opts__),
                          confirm=confirmed)
-    result = support.started(__context__, store, op, wait, timeout,
-                             saltcalls.progress(globals()))
-    warning = reset_mod.unreachable_warning(op)
-    if warning:
-        result["warning"] = warning
-    return result
+    return support.started(__context__, store, op, wait, timeout,
+                           saltcalls.progress(globals()), reset_mod.unreachable_warning(op))
 
 
 @support.verb

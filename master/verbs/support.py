@@ -132,10 +132,13 @@ def strip_salt_kwargs(kwargs):
     return {k: v for k, v in kwargs.items() if not k.startswith("__")}
 
 
-def started(context, store, op, wait, timeout, progress):
+def started(context, store, op, wait, timeout, progress, warning=None):
     """What a runner that starts an operation returns: at once the operation id and its
-    stages, or with `wait` the final status (non-zero exit when it failed)."""
+    stages, or with `wait` the final status (non-zero exit when it failed); with the
+    operator's `warning` when there is one."""
     result = op_status.started(store, op, wait, timeout, progress)
     if result.get("retcode"):
         context["retcode"] = result["retcode"]
+    if warning:
+        result["warning"] = warning
     return result
