@@ -8,14 +8,16 @@ job itself, to one node, and follows the jobs' returns on the master's event bus
 exactly the tasks' dependencies, each node goes at its own pace, and a stage's start and end
 are known from the jobs without extra calls.
 
-It also follows the nodes: an agent that disconnects during a job fails its task after a short
-grace; an agent that reconnects (or restarts) is asked whether the job still runs
-(`saltutil.find_job`), and a job that is gone is sent again at once (once) instead of waiting
-out the stage's timeout. A cancel stops scheduling and kills the running jobs.
+It also follows the nodes: an agent that disconnects (or stops answering: a power cut) during
+a job fails its task after a short grace; an agent that reconnects (or restarts) is asked
+whether the job still runs (`saltutil.find_job`), and a job that is gone is sent again at once
+(once) instead of waiting out the stage's timeout. A cancel stops scheduling and kills the
+running jobs.
 
 `salt` is the Salt side (master/verbs/saltjobs.py): start(node, fun, arg, kwarg, timeout) -> jid,
-events(wait) -> [event], connected() -> ids, find_job(node, jid) -> jid,
-kill(node, jid) -> jid, cached_return(jid, node) -> data or None.
+events(wait) -> [event], connected(nodes) -> ids (the busy `nodes` asked whether they are
+there), find_job(node, jid) -> jid, kill(node, jid) -> jid, cached_return(jid, node) -> data or
+None.
 """
 
 import time
@@ -200,16 +202,17 @@ class Scheduler:
         nodes = {job["node"] for job in self.jobs.values()}
         if not nodes:
             return
-        connected = self.salt.connected()
+        connected = self.salt.connected(nodes)
         now = self.clock()
         for node in sorted(nodes):
             if node not in connected:
                 since = self.missing.setdefault(node, now)
                 if now - since >= self.grace:
                     self._fail_node_jobs(node, f"agent disconnected: {node}'s agent has not "
-                                               f"been connected for {int(now - since)} s; "
-                                               "start it (systemctl start kubesalt-minion) "
-                                               "and run the command again to resume")
+                                               f"answered for {int(now - since)} s; check "
+                                               "the node is up and its agent runs "
+                                               "(systemctl start kubesalt-minion), then run "
+                                               "the command again to resume")
             elif node in self.missing:
                 # back: is the job still running there, or did it end with the agent?
                 self.missing.pop(node)

@@ -71,7 +71,7 @@ class FakeSalt:
         found, self.pending = self.pending, []
         return found
 
-    def connected(self):
+    def connected(self, nodes=()):
         return set(self.connected_now)
 
     def find_job(self, node, jid):
