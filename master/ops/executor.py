@@ -30,10 +30,22 @@ def mark_ready(store, op):
 
 def _node_ids(op):
     """The nodes an operation is about: a removal's one node (the master it drains from is
-    only a means), every node of the other operations."""
+    only a means), the nodes an addition adds (the masters it uses only serve them), every
+    node of the other operations."""
     if op["kind"] == "remove-node":
         return [op["params"]["node"]]
+    if op["params"].get("adding"):
+        return list(op["params"]["adding"])
     return sorted({n for s in op["stages"] for n in s["nodes"]})
+
+
+def _cluster_state_meanwhile(op):
+    """What the cluster is while `op` runs and after it fails (None: unchanged). Nodes added
+    to a READY cluster do not stop it serving: it stays READY, and only they show the
+    operation's progress and failure."""
+    if op["params"].get("adding"):
+        return None
+    return BUSY[op["kind"]][1]
 
 
 def execute(store, salt, op_id, prepare=None, controller_stages=None, masters=(),
@@ -47,7 +59,7 @@ def execute(store, salt, op_id, prepare=None, controller_stages=None, masters=()
     controller_stages = {"ready": mark_ready, **(controller_stages or {})}
     op = store.operation(op_id)
     cluster = op["cluster"]
-    node_phase, cluster_state = BUSY[op["kind"]]
+    node_phase, cluster_state = BUSY[op["kind"]][0], _cluster_state_meanwhile(op)
     node_ids = _node_ids(op)
     store.start_operation(op_id, os.getpid())
     if cluster_state:

@@ -106,6 +106,13 @@ def earlier_work(store, cluster):
     return launch.earlier_work(failed) if failed else None
 
 
+def failed_addition(store, cluster):
+    """The cluster's last provisioning when it added nodes to the READY cluster and failed or
+    was cancelled, else None: the rerun finishes those nodes, not the whole cluster."""
+    failed = launch.last_failed(store, cluster, "provision")
+    return failed if failed and failed["params"].get("adding") else None
+
+
 # A failed operation of these kinds is finished by its own verb before provisioning again.
 RESUMED_BY = {"upgrade": "salt-run cluster.upgrade {cluster}",
               "reset": "salt-run cluster.reset {cluster} confirm=True",
@@ -133,13 +140,20 @@ def start(store, layout, cluster, grains_of, conf_dir, spawn=True, controller_ad
                                                                f"{lacking[0]}; run salt-run "
                                                                "artifacts.sync "
                                                                f"{spec.k8s_version}"}])
-    only = None
+    only = params = None
     if adding:
         only = {n["id"] for n in ordered if n["status"] == "APPROVED"}
+        unfinished = failed_addition(store, cluster)
+        if unfinished:
+            only |= set(unfinished["params"]["adding"]) & {n["id"] for n in ordered}
         if not only:
             raise Refused([{"field": "nodes", "message": "the cluster is READY and has "
                                                                "no new configured node to add"}])
-    earlier = None if adding else earlier_work(store, cluster)
+        earlier = launch.earlier_work(unfinished) if unfinished else None
+        params = {"adding": sorted(only)}
+    else:
+        earlier = earlier_work(store, cluster)
     stages = plan.resolve(spec, [{"id": n["id"], "config": n["config"]} for n in ordered],
                           earlier=earlier, only=only)
-    return launch.start(store, layout, conf_dir, cluster, "provision", stages, spawn=spawn)
+    return launch.start(store, layout, conf_dir, cluster, "provision", stages, params=params,
+                        spawn=spawn)

@@ -168,10 +168,17 @@ def test_power_cut_of_the_controller_mid_provision_is_resumed_to_ready(productio
     last = ctl.run_ok("cluster.status", CLUSTER, "history=True")["operations"][-1]
     assert (last["operation"], last["state"]) == (cut, "failed"), last
     assert last["failed_stage"] in EARLY_STAGES and "interrupted" in last["error"], last
+    # an addition that did not finish leaves the serving cluster READY, the worker FAILED
+    assert ctl.run_ok("cluster.status", CLUSTER)["state"] == "READY"
+    assert ctl.run_ok("node.show", worker_id)["status"] == "FAILED"
 
     status = ctl.provision()
     assert status["state"] == "READY", status
     joined = {s["stage"]: s["nodes"] for s in status["operation"]["stages"]}["worker-join"]
     assert worker_id in joined, status
+    # the rerun finished the worker alone, not the whole cluster again
+    ran = {s["stage"]: s["nodes"] for s in status["operation"]["stages"] if s["state"] == "done"}
+    assert all(nodes == [worker_id] for stage, nodes in ran.items()
+               if stage not in ("wait-for-pods", "ready")), ran
     assert {r["status"] for r in ctl.run_ok("node.list", f"cluster={CLUSTER}")} == {"READY"}
     assert len(kubectl(production.members[0], "get", "nodes")["items"]) == 3
