@@ -33,11 +33,13 @@ def _systemd_running():
 def install_unit():
     """Write both units and enable them: a controller host's controller comes back by itself
     after a reboot or a power cut. `start` starts them; enabling starts nothing."""
-    template = (Path(__file__).parent / "systemd" / UNIT_NAME).read_text()
-    UNIT_PATH.write_text(template.replace("@SALT_MASTER@", daemon.salt_script("salt-master")))
-    template = (Path(__file__).parent / "systemd" / API_UNIT_NAME).read_text()
-    (UNIT_PATH.parent / API_UNIT_NAME).write_text(
-        template.replace("@SALT_API@", daemon.salt_script("salt-api")))
+    scripts = {f"@{name.upper().replace('-', '_')}@": daemon.salt_script(name)
+               for name in ("salt-master", "salt-api", "kubesalt-controller")}
+    for unit in (UNIT_NAME, API_UNIT_NAME):
+        text = (Path(__file__).parent / "systemd" / unit).read_text()
+        for placeholder, script in scripts.items():
+            text = text.replace(placeholder, script)
+        (UNIT_PATH.parent / unit).write_text(text)
     if _systemd_running():
         subprocess.run(["systemctl", "daemon-reload"], check=True)
     if shutil.which("systemctl") is not None:
@@ -130,6 +132,12 @@ def _start(layout):
         subprocess.run(["systemctl", "start", UNIT_NAME, API_UNIT_NAME], check=True)
         return daemon.start(layout, spawn=False)
     return daemon.start(layout)
+
+
+def cmd_end_orphans(args, layout):
+    """What the units run before starting a daemon: its main process is not running, so any
+    process left of it (a crashed main process's children, still holding the ports) goes."""
+    return {"ended": daemon.end_orphans(layout, args.program)}
 
 
 def cmd_stop(args, layout):
@@ -344,6 +352,11 @@ def parser():
                                              "sites): salt and all its dependencies, for "
                                              "that Python and architecture")
     bundle.set_defaults(func=cmd_agent_bundle)
+    orphans = with_root(sub.add_parser(
+        "end-orphans", help="end the processes a crashed salt-master or salt-api left holding "
+                            "its ports (the systemd units run it before each start)"))
+    orphans.add_argument("program", choices=(daemon.MASTER, daemon.API))
+    orphans.set_defaults(func=cmd_end_orphans)
     for name, func, text in (("start", cmd_start, "start the controller and wait until it "
                                                   "answers"),
                              ("stop", cmd_stop, "stop the controller"),

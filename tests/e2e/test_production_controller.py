@@ -117,6 +117,16 @@ def test_installed_controller_provisions_to_ready_and_resumes_after_a_stop(produ
     assert host.run(["stat", "-c", "%a", "/var/cache/salt", "/var/lib/kubesalt"]).stdout \
         .split() == ["700", "700"]
 
+    # a crash of salt-master's main process leaves its children holding the ports: the unit
+    # ends them before systemd's restart, and the controller answers again by itself
+    crashed = status["pid"]
+    host.run(["kill", "-9", str(crashed)], check=True)
+    wait_for(lambda: _daemons_running(ctl) and ctl.ctl("status")[1]["pid"] != crashed, 120,
+             "systemd to restart salt-master")
+    code, status = ctl.ctl("status")
+    assert status["orphans"] == [], status
+    assert ctl.run_ok("cluster.show", CLUSTER)["state"] == "CREATED"
+
     ids = join(ctl, CLUSTER, production.members, production.creds)
     configure(ctl, ids, ["master", "worker"])
     first = ctl.run_ok("cluster.provision", CLUSTER)["operation"]
