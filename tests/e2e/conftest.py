@@ -1,7 +1,6 @@
 import os
 import shutil
 import tempfile
-import time
 
 import pytest
 
@@ -31,9 +30,7 @@ def lab():
     lab = Lab()
     lab.down()  # whatever a crashed run left
     rootfs.prepare()
-    started = time.monotonic()
     lab.up(LAB_NODES)
-    lab.up_seconds = time.monotonic() - started
     yield lab
     lab.down()
 

@@ -21,9 +21,9 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.lab
 
 
-def test_four_nodes_boot_quickly(lab):
+def test_the_lab_has_four_nodes(lab):
+    # how fast they boot is a benchmark's business: python -m bench.lab_boot
     assert len(lab.nodes) >= 4
-    assert lab.up_seconds < 20, f"the lab took {lab.up_seconds:.1f}s to boot"
 
 
 def test_nodes_have_their_own_identity_and_systemd(lab):
