@@ -18,6 +18,7 @@ import salt.utils.crypt
 from kubesalt.master.controller import config
 from kubesalt.master.ops import executor
 from kubesalt.master.processes import process_alive
+from kubesalt.master.inventory import storage
 from kubesalt.master.inventory import store as store_mod
 
 START_TIMEOUT = 60
@@ -328,7 +329,7 @@ def _stop_daemon(layout, program):
 
 def interrupt_operations(layout):
     """End every operation's executor and record the operation as interrupted."""
-    if (Path(layout.state_dir) / store_mod.DB_NAME).exists():
+    if storage.exists(layout.state_dir):
         executor.interrupt_running(store_mod.Store(layout.state_dir), process_alive,
                                    lambda pid: _kill_group(pid, "operation process"))
 

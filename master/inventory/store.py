@@ -1,129 +1,20 @@
 """The controller's own records: clusters, installer credentials, nodes and operations.
 
-SQLite in WAL mode is the embedded default: every `salt-run` is its own process, and the
-reactor writes too, so each read-modify-write runs inside `BEGIN IMMEDIATE`, which takes the
-database's write lock before reading; a second writer waits (busy_timeout) instead of
-overwriting. Everything goes through this module so a shared SQL server could replace it.
+What they mean and how each changes, whichever database holds them (`storage`: SQLite by
+default, or PostgreSQL): each read-modify-write runs in one `transaction()`, which holds the
+database's write lock from its first read to its commit, so a second writer (another
+`salt-run`, the reactor, the endpoint) waits instead of overwriting.
 """
 
-import contextlib
 import dataclasses
 import json
-import os
-import sqlite3
 import time
-from pathlib import Path
 
+from kubesalt.master.inventory import storage
 from kubesalt.master.inventory.spec import ClusterSpec
 
-DB_NAME = "kubesalt.db"
-BUSY_TIMEOUT_MS = 30000
-
-# Each entry upgrades the schema by one version; never edit an entry that has shipped.
-MIGRATIONS = [
-    """
-    CREATE TABLE clusters (
-        name        TEXT PRIMARY KEY,
-        spec        TEXT NOT NULL,
-        state       TEXT NOT NULL DEFAULT 'CREATED',
-        created_at  REAL NOT NULL,
-        updated_at  REAL NOT NULL,
-        revision    INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE TABLE installers (
-        serial      TEXT PRIMARY KEY,
-        cluster     TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
-        issued_at   REAL NOT NULL,
-        not_after   REAL NOT NULL,
-        revoked_at  REAL
-    );
-    CREATE INDEX installers_by_cluster ON installers(cluster);
-    """,
-    """
-    CREATE TABLE nodes (
-        id          TEXT PRIMARY KEY,
-        cluster     TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
-        pub_sha256  TEXT NOT NULL,
-        serial      TEXT NOT NULL,
-        address     TEXT,
-        enrolled_at REAL NOT NULL,
-        updated_at  REAL NOT NULL,
-        config      TEXT,
-        phase       TEXT
-    );
-    CREATE INDEX nodes_by_cluster ON nodes(cluster);
-    """,
-    """
-    CREATE TABLE operations (
-        id           TEXT PRIMARY KEY,
-        cluster      TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
-        kind         TEXT NOT NULL,
-        state        TEXT NOT NULL,
-        created_at   REAL NOT NULL,
-        started_at   REAL,
-        finished_at  REAL,
-        pid          INTEGER,
-        error        TEXT,
-        failed_stage TEXT,
-        failed_node  TEXT
-    );
-    CREATE INDEX operations_by_cluster ON operations(cluster, created_at);
-    CREATE TABLE operation_stages (
-        operation    TEXT NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
-        position     INTEGER NOT NULL,
-        name         TEXT NOT NULL,
-        title        TEXT NOT NULL,
-        state        TEXT NOT NULL,
-        nodes        TEXT NOT NULL,
-        started_at   REAL,
-        finished_at  REAL,
-        error        TEXT,
-        node_results TEXT,
-        PRIMARY KEY (operation, position)
-    );
-    """,
-    """
-    ALTER TABLE operations ADD COLUMN params TEXT;
-    """,
-    """
-    CREATE TABLE signed_requests (
-        digest      TEXT PRIMARY KEY,
-        keep_until  REAL NOT NULL
-    );
-    CREATE INDEX signed_requests_by_expiry ON signed_requests(keep_until);
-    """,
-    # proxy.tls_termination was accepted but read by nothing; it is no longer a setting.
-    """
-    UPDATE clusters SET spec = json_remove(spec, '$.proxy.tls_termination')
-        WHERE json_type(spec, '$.proxy') = 'object';
-    """,
-    # What conjurer reported about the node when it enrolled (shown until it is probed).
-    """
-    ALTER TABLE nodes ADD COLUMN reported_facts TEXT;
-    """,
-    # When an operator asked to cancel the operation (cluster.cancel); its executor stops.
-    """
-    ALTER TABLE operations ADD COLUMN cancel_requested REAL;
-    """,
-    # Health as the controller's checks last found it (master/health): each state with the
-    # time it began, so "degraded since" survives a restart of the controller.
-    """
-    CREATE TABLE cluster_health (
-        cluster     TEXT PRIMARY KEY REFERENCES clusters(name) ON DELETE CASCADE,
-        state       TEXT NOT NULL,
-        since       REAL NOT NULL,
-        checked_at  REAL NOT NULL,
-        detail      TEXT
-    );
-    CREATE TABLE node_health (
-        node        TEXT PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
-        state       TEXT NOT NULL,
-        reason      TEXT,
-        since       REAL NOT NULL,
-        checked_at  REAL NOT NULL
-    );
-    """,
-]
+# kept for the callers that name the SQLite file
+DB_NAME = storage.DB_NAME
 
 # What a cluster or node is while an operation works on it; an interrupted operation leaves
 # them FAILED, as its executor would have.
@@ -160,56 +51,18 @@ class Cluster:
 
 class Store:
     def __init__(self, state_dir):
-        self.path = Path(state_dir) / DB_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o700)
-        self._migrate()
+        self.database = storage.open_database(state_dir)
+        self.database.migrate()
 
-    def _connect(self):
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
+    def __repr__(self):
+        return f"Store({self.database!r})"
 
-    @contextlib.contextmanager
     def transaction(self):
         """A write transaction: holds the write lock from the first read to the commit."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        return self.database.transaction()
 
-    @contextlib.contextmanager
     def reading(self):
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    def _migrate(self):
-        conn = self._connect()
-        try:
-            # WAL survives in the file; set it once, outside a transaction.
-            conn.execute("PRAGMA journal_mode=WAL")
-        finally:
-            conn.close()
-        os.chmod(self.path, 0o600)
-        with self.transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={number}")
+        return self.database.reading()
 
     # ---- clusters ---------------------------------------------------------------------------
     # `cluster`, `clusters` and `update_spec` hand out the typed spec, which every caller in
@@ -638,8 +491,8 @@ class Store:
         now = time.time() if now is None else now
         with self.transaction() as conn:
             conn.execute("DELETE FROM signed_requests WHERE keep_until < ?", (now,))
-            cur = conn.execute("INSERT OR IGNORE INTO signed_requests(digest, keep_until) "
-                               "VALUES (?,?)", (digest, keep_until))
+            cur = conn.execute("INSERT INTO signed_requests(digest, keep_until) VALUES "
+                               "(?,?) ON CONFLICT DO NOTHING", (digest, keep_until))
             return cur.rowcount == 1
 
 
