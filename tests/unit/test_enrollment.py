@@ -73,9 +73,9 @@ def credentials(tmp_path_factory):
 
 
 @pytest.fixture
-def controller(credentials, tmp_path):
+def controller(credentials, records_dir, tmp_path):
     """(store, layout) of a controller with cluster edge1 and the installer recorded."""
-    store = Store(tmp_path / "state")
+    store = Store(records_dir)
     store.create_cluster("edge1", cluster_spec(name="edge1", auto_approve=False))
     installer = credentials.installer
     store.add_installer("edge1", installer.serial, time.time() - 60,

@@ -6,8 +6,8 @@ from kubesalt.master.inventory.store import AlreadyExists, Store
 from tests.specs import cluster_spec
 from tests.unit.fake_salt import OK, FakeSalt, failed_state
 
-def make_store(tmp_path):
-    store = Store(tmp_path)
+def make_store(records_dir):
+    store = Store(records_dir)
     store.create_cluster("c", {})
     stages = [{"name": "etcd", "title": "Start etcd", "nodes": ["m1", "m2"], "skip": ""},
               {"name": "ready", "title": "Mark READY", "nodes": [], "skip": ""}]
@@ -23,8 +23,8 @@ def answer_with(failing=None, error="Command failed: exit 1"):
     return answer
 
 
-def test_execute_records_failure_with_its_node_and_each_nodes_result(tmp_path):
-    store = make_store(tmp_path)
+def test_execute_records_failure_with_its_node_and_each_nodes_result(records_dir):
+    store = make_store(records_dir)
     result = operations.execute(store, FakeSalt(["m1", "m2"], answer_with("m2")), "op-1",
                                 masters=["m1", "m2"])
     assert (result["state"], result["failed_stage"], result["failed_node"]) == \
@@ -37,8 +37,8 @@ def test_execute_records_failure_with_its_node_and_each_nodes_result(tmp_path):
     assert store.get_cluster("c")["state"] == "FAILED"
 
 
-def test_execute_records_a_crash_at_the_stage_it_reached(tmp_path):
-    store = make_store(tmp_path)
+def test_execute_records_a_crash_at_the_stage_it_reached(records_dir):
+    store = make_store(records_dir)
 
     class Broken(FakeSalt):
         def events(self, wait):
@@ -49,8 +49,8 @@ def test_execute_records_a_crash_at_the_stage_it_reached(tmp_path):
     assert result["stages"][0]["state"] == "failed"
 
 
-def test_execute_success_marks_ready_and_fires_each_stage_change(tmp_path):
-    store = make_store(tmp_path)
+def test_execute_success_marks_ready_and_fires_each_stage_change(records_dir):
+    store = make_store(records_dir)
     fired = []
     result = operations.execute(store, FakeSalt(["m1", "m2"]), "op-1",
                                 notify=lambda tag, data: fired.append(tag))
@@ -60,8 +60,8 @@ def test_execute_success_marks_ready_and_fires_each_stage_change(tmp_path):
                      "kubesalt/operation/op-1/stage/etcd/done"]
 
 
-def test_a_cancel_asked_for_ends_the_operation_cancelled_and_resumable(tmp_path):
-    store = make_store(tmp_path)
+def test_a_cancel_asked_for_ends_the_operation_cancelled_and_resumable(records_dir):
+    store = make_store(records_dir)
     salt = FakeSalt(["m1", "m2"], answer=lambda node, fun, arg: None if fun == "state.sls"
                     and node == "m2" else {"return": OK if fun == "state.sls" else {},
                                            "retcode": 0})
@@ -83,8 +83,8 @@ def test_a_cancel_asked_for_ends_the_operation_cancelled_and_resumable(tmp_path)
     assert launch.earlier_work(result) == {"etcd": ["m1"]}
 
 
-def test_second_operation_refused_while_one_runs_and_allowed_after_its_process_died(tmp_path):
-    store = make_store(tmp_path)
+def test_second_operation_refused_while_one_runs_and_allowed_after_its_process_died(records_dir):
+    store = make_store(records_dir)
     store.start_operation("op-1", 4242)
     stages = [{"name": "etcd", "title": "t", "nodes": [], "skip": ""}]
     with pytest.raises(AlreadyExists):
@@ -94,8 +94,8 @@ def test_second_operation_refused_while_one_runs_and_allowed_after_its_process_d
     assert "interrupted" in store.operation("op-1")["error"]
 
 
-def test_controller_stop_interrupts_the_running_operation_at_its_stage(tmp_path):
-    store = make_store(tmp_path)
+def test_controller_stop_interrupts_the_running_operation_at_its_stage(records_dir):
+    store = make_store(records_dir)
     store.start_operation("op-1", 4242)
     store.set_cluster_state("c", "PROVISIONING")
     store.stage_started("op-1", "etcd")
@@ -112,10 +112,10 @@ def test_controller_stop_interrupts_the_running_operation_at_its_stage(tmp_path)
     assert killed == [4242]
 
 
-def test_a_stop_between_two_stages_fails_the_next_one(tmp_path):
+def test_a_stop_between_two_stages_fails_the_next_one(records_dir):
     # a stop after one stage ended and before the next started must still name where a
     # rerun resumes
-    store = make_store(tmp_path)
+    store = make_store(records_dir)
     store.start_operation("op-1", 4242)
     store.stage_started("op-1", "etcd")
     store.stage_finished("op-1", "etcd", True)
@@ -136,8 +136,8 @@ def test_a_failed_command_reports_its_stderr():
         'Upgrade: Command "kubeadm upgrade node" run: error execution phase: no route to host')
 
 
-def test_an_interrupted_stage_keeps_what_its_nodes_finished(tmp_path):
-    store = make_store(tmp_path)
+def test_an_interrupted_stage_keeps_what_its_nodes_finished(records_dir):
+    store = make_store(records_dir)
     store.start_operation("op-1", 4242)
     store.record_stage("op-1", "etcd", "running", 1.0, None, None,
                        {"m1": {"state": "done", "started_at": 1.0, "finished_at": 2.0},
