@@ -15,8 +15,10 @@ import salt.crypt
 from kubesalt.master.agent import bundle as agent_bundle
 from kubesalt.master.api import model as api
 from kubesalt.master.controller import config
+from kubesalt.master.controller import database
 from kubesalt.master.controller import daemon
 from kubesalt.master.trust import pki
+from kubesalt.master.inventory import storage
 from kubesalt.master.inventory import store as store_mod
 from kubesalt.master.layout import Layout
 from kubesalt.master.processes import process_alive
@@ -80,6 +82,8 @@ def ensure_endpoint_cert(layout, ca, settings, stem="endpoint"):
 
 
 def cmd_init(args, layout):
+    # first: a database that cannot be used refuses the init before anything is written
+    database_shown = database.choose(layout, args.database) if args.database else None
     settings = config.settings_for(layout, interface=args.interface,
                                    publish_port=args.publish_port, ret_port=args.ret_port,
                                    https_port=args.https_port, advertise=args.advertise,
@@ -90,7 +94,7 @@ def cmd_init(args, layout):
     ensure_endpoint_cert(layout, ca, settings)
     ensure_endpoint_cert(layout, ca, settings, stem="api")
     result = {"config_dir": str(layout.conf_dir), "state_dir": str(layout.state_dir),
-              **settings}
+              "database": database_shown or database.shown(layout), **settings}
     if not layout.embedded:
         install_unit()
         result["units"] = [UNIT_NAME, API_UNIT_NAME]
@@ -173,10 +177,32 @@ def _read_password(args):
 
 def running_operations(layout):
     """Operations whose executor is alive: a controller restart would interrupt them."""
-    if not (Path(layout.state_dir) / store_mod.DB_NAME).exists():
+    if not storage.exists(layout.state_dir):
         return []
     return [op_id for op_id, pid in store_mod.Store(layout.state_dir).active_operations()
             if pid is not None and process_alive(pid)]
+
+
+def cmd_migrate_database(args, layout):
+    """Move the records from SQLite to PostgreSQL. A running controller is stopped for the
+    copy (no record may change under it) and started again on PostgreSQL; refused while an
+    operation runs, which the stop would interrupt."""
+    database.check_move(layout, args.url)
+    running = running_operations(layout)
+    if running:
+        raise daemon.ControllerError(
+            f"operation {', '.join(running)} is running and stopping the controller for the "
+            "move would interrupt it; wait for it to end (or salt-run cluster.cancel "
+            "CLUSTER), then migrate")
+    was_running = daemon.read_pid(layout) is not None
+    if was_running:
+        cmd_stop(args, layout)
+    try:
+        result = database.move(layout, args.url)
+    finally:
+        if was_running:
+            _start(layout)
+    return {**result, "restarted": was_running}
 
 
 def _apply_acl_change(layout):
@@ -273,7 +299,7 @@ def unit_states():
 
 
 def cmd_status(args, layout):
-    result = {**daemon.status(layout),
+    result = {**daemon.status(layout), "database": database.shown(layout),
               "agent_bundles": agent_bundle.summary(layout.artifacts_dir)}
     if not layout.embedded and _systemd_running():
         result["units"] = unit_states()
@@ -315,6 +341,10 @@ def parser():
                       help="HTTPS port nodes download from (default 4507)")
     init.add_argument("--api-port", type=int,
                       help="HTTPS port of the REST API, salt-api (default 8443)")
+    init.add_argument("--database", metavar="URL",
+                      help="keep the records in PostgreSQL: postgresql://USER:PASSWORD@HOST"
+                           "[:PORT]/DATABASE, a database USER owns (default: SQLite in the "
+                           "state directory); the URL is kept in a file only root reads")
     init.set_defaults(func=cmd_init)
     user = sub.add_parser("user", help="REST API users (Salt file eauth, roles operator and "
                                        "viewer)")
@@ -357,6 +387,13 @@ def parser():
                             "its ports (the systemd units run it before each start)"))
     orphans.add_argument("program", choices=(daemon.MASTER, daemon.API))
     orphans.set_defaults(func=cmd_end_orphans)
+    migrate = with_root(sub.add_parser(
+        "migrate-database", help="move the records from SQLite to an empty PostgreSQL "
+                                 "database and use it from then on (a running controller "
+                                 "is restarted; refused while an operation runs)"))
+    migrate.add_argument("url", metavar="URL",
+                         help="postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE")
+    migrate.set_defaults(func=cmd_migrate_database)
     for name, func, text in (("start", cmd_start, "start the controller and wait until it "
                                                   "answers"),
                              ("stop", cmd_stop, "stop the controller"),
