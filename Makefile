@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 QUIET = >>$(LOG) 2>&1 || { tail -n 30 $(LOG); exit 1; }
 
 .PHONY: venv lint test test-unit test-integration test-lab demo lab-packages lab-prepare \
-	browser-packages clean
+	browser-packages database-packages clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@echo "Building $(VENV) with kubesalt and salt==3008.3 (details in $(LOG))"
@@ -35,6 +35,12 @@ BROWSER_PACKAGES = chromium fonts-dejavu-core
 browser-packages:
 	@tests/labkit/install-packages.sh $(LOG) $(BROWSER_PACKAGES)
 
+# The store's tests run against a real PostgreSQL server too: Debian's, which the tests start
+# themselves from a temporary directory (its packaged service is not used).
+DATABASE_PACKAGES = postgresql
+database-packages:
+	@tests/labkit/install-packages.sh $(LOG) $(DATABASE_PACKAGES)
+
 # The lab needs root, systemd-nspawn and debootstrap; its tests skip with the reason otherwise.
 lab-prepare: venv lab-packages
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -42,13 +48,13 @@ lab-prepare: venv lab-packages
 	  $(PY) -m tests.labkit prepare $(QUIET); \
 	fi
 
-test: lint lab-prepare browser-packages
+test: lint lab-prepare browser-packages database-packages
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv database-packages
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
-test-integration: venv
+test-integration: venv database-packages
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test-lab: lab-prepare
