@@ -165,11 +165,11 @@ def test_migrate_database_moves_every_record_and_the_controller_uses_postgresql(
     assert again.returncode == 1 and "already, not in SQLite" in again.stderr
 
 
-def test_migrate_database_refuses_a_running_operation_or_a_database_with_records(
+def test_migrate_database_refuses_a_running_operation_or_a_full_database_then_restarts(
         ctl, postgres_server):
     ctl.init()
     store = Store(_state_dir(ctl))
-    store.create_cluster("busy", {})
+    store.create_cluster("busy", cluster_spec(name="busy"))
     store.create_operation("op-busy", "busy", "provision",
                            [{"name": "etcd", "title": "etcd", "nodes": [], "skip": ""}],
                            lambda pid: True)
@@ -196,3 +196,11 @@ def test_migrate_database_refuses_a_running_operation_or_a_database_with_records
     assert postgres.ROLE_PASSWORD not in proc.stderr
     assert location.configured(_state_dir(ctl)) is None
     assert Store(_state_dir(ctl)).get_cluster("busy")
+
+    # once nothing runs, a running controller is stopped for the move and started again
+    ctl.start()
+    url = postgres_server.url(postgres_server.create_database())
+    moved = json.loads(ctl.ctl("migrate-database", url).stdout)
+    assert moved["restarted"] is True and moved["copied"]["operations"] == 1
+    assert ctl.status()[1]["running"] is True
+    assert [c["name"] for c in ctl.run_ok("cluster.list")] == ["busy"]
