@@ -411,7 +411,8 @@ def main(argv=None):
     layout = Layout.for_root(args.root)
     try:
         result = args.func(args, layout)
-    except (daemon.ControllerError, subprocess.CalledProcessError) as exc:
+    except (daemon.ControllerError, subprocess.CalledProcessError,
+            database.DatabaseUnavailable) as exc:
         print(f"kubesalt-controller: {exc}", file=sys.stderr)
         return 1
     if args.json:
