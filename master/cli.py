@@ -83,7 +83,11 @@ def ensure_endpoint_cert(layout, ca, settings, stem="endpoint"):
 
 def cmd_init(args, layout):
     # first: a database that cannot be used refuses the init before anything is written
-    database_shown = database.choose(layout, args.database) if args.database else None
+    database_shown = None
+    if args.database:
+        url = database.url_with_password(args.database, args.database_password_file,
+                                         "--database-password-file")
+        database_shown = database.choose(layout, url)
     settings = config.settings_for(layout, interface=args.interface,
                                    publish_port=args.publish_port, ret_port=args.ret_port,
                                    https_port=args.https_port, advertise=args.advertise,
@@ -187,7 +191,8 @@ def cmd_migrate_database(args, layout):
     """Move the records from SQLite to PostgreSQL. A running controller is stopped for the
     copy (no record may change under it) and started again on PostgreSQL; refused while an
     operation runs, which the stop would interrupt."""
-    database.check_move(layout, args.url)
+    url = database.url_with_password(args.url, args.password_file, "--password-file")
+    database.check_move(layout, url)
     running = running_operations(layout)
     if running:
         raise daemon.ControllerError(
@@ -198,7 +203,7 @@ def cmd_migrate_database(args, layout):
     if was_running:
         cmd_stop(args, layout)
     try:
-        result = database.move(layout, args.url)
+        result = database.move(layout, url)
     finally:
         if was_running:
             _start(layout)
@@ -345,6 +350,9 @@ def parser():
                       help="keep the records in PostgreSQL: postgresql://USER:PASSWORD@HOST"
                            "[:PORT]/DATABASE, a database USER owns (default: SQLite in the "
                            "state directory); the URL is kept in a file only root reads")
+    init.add_argument("--database-password-file", metavar="FILE",
+                      help="the database password from the first line of FILE instead of "
+                           "in the URL (a command line is visible to every user of the host)")
     init.set_defaults(func=cmd_init)
     user = sub.add_parser("user", help="REST API users (Salt file eauth, roles operator and "
                                        "viewer)")
@@ -393,6 +401,9 @@ def parser():
                                  "is restarted; refused while an operation runs)"))
     migrate.add_argument("url", metavar="URL",
                          help="postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE")
+    migrate.add_argument("--password-file", metavar="FILE",
+                         help="the database password from the first line of FILE instead of "
+                              "in the URL")
     migrate.set_defaults(func=cmd_migrate_database)
     for name, func, text in (("start", cmd_start, "start the controller and wait until it "
                                                   "answers"),

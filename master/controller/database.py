@@ -15,6 +15,22 @@ RETIRED_SUFFIX = ".migrated"
 OWNED_DATABASE = "createdb --owner USER DATABASE"
 
 
+def url_with_password(url, password_file, field):
+    """`url`, with the password from the first line of `password_file` when one is given."""
+    if not password_file:
+        return url
+    try:
+        with open(password_file, encoding="utf-8") as handle:
+            secret = handle.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ControllerError(f"{field}: cannot read {password_file}: {exc.strerror}") \
+            from None
+    try:
+        return location.with_password(url, secret)
+    except location.BadURL as exc:
+        raise ControllerError(f"{field}: {exc}") from None
+
+
 def reach(url, field):
     """The PostgreSQL database at `url` with kubesalt's tables (created or brought up to
     date). ControllerError naming `field` and what to fix when it cannot be used."""

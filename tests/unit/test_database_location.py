@@ -38,3 +38,14 @@ def test_the_chosen_database_is_kept_in_a_file_only_its_owner_reads(tmp_path):
     assert location.configured(state) == "postgresql://ks:pw@db/ks"
     assert os.stat(state / location.FILE).st_mode & 0o777 == 0o600
     assert os.stat(state).st_mode & 0o777 == 0o700
+
+
+def test_a_password_from_a_file_joins_the_url_encoded():
+    assert location.with_password("postgresql://ks@db:5432/ks", "p@ss:w/rd") == \
+        "postgresql://ks:p%40ss%3Aw%2Frd@db:5432/ks"
+    assert location.password(location.with_password("postgresql://ks@db/ks", "p@ss")) == "p@ss"
+    for url, secret, says in [("postgresql://ks:pw@db/ks", "x", "not both"),
+                              ("postgresql://db/ks", "x", "names no user"),
+                              ("postgresql://ks@db/ks", "", "empty")]:
+        with pytest.raises(location.BadURL, match=says):
+            location.with_password(url, secret)

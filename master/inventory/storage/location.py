@@ -52,6 +52,22 @@ def check_url(url):
     return url
 
 
+def with_password(url, secret):
+    """`url` with the password `secret` in its user part: how a password read from a file (kept off
+    the command line, where every user of the host sees it) joins the URL."""
+    parsed = urllib.parse.urlsplit(url or "")
+    if not secret:
+        raise BadURL("the password file is empty; its first line is the password")
+    if password(url) is not None:
+        raise BadURL("the URL has a password already; give it in the URL or in the file, "
+                     "not both")
+    if not parsed.username:
+        raise BadURL(f"{shown(url)} names no user for the password; give {EXAMPLE}")
+    host = parsed.netloc.rpartition("@")[2]
+    netloc = f"{parsed.username}:{urllib.parse.quote(secret, safe='')}@{host}"
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+
+
 def password(url):
     """The password `url` carries (in its user part or as ?password=), or None."""
     parsed = urllib.parse.urlsplit(url or "")
