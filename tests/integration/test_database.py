@@ -139,8 +139,12 @@ def test_migrate_database_moves_every_record_and_the_controller_uses_postgresql(
     assert all(before.values())
     database = postgres_server.create_database()
     url = postgres_server.url(database)
+    # the password from a file, off the command line
+    password_file = ctl.root / "db.pw"
+    password_file.write_text(postgres.ROLE_PASSWORD + "\n")
+    bare = url.replace(f":{postgres.ROLE_PASSWORD}@", "@")
 
-    proc = ctl.ctl("migrate-database", url)
+    proc = ctl.ctl("migrate-database", bare, "--password-file", str(password_file))
     assert postgres.ROLE_PASSWORD not in proc.stdout + proc.stderr
     moved = json.loads(proc.stdout)
     assert moved["restarted"] is False
