@@ -5,7 +5,6 @@ shows the URL with its password as ***."""
 import psycopg
 
 from kubesalt.master.controller.daemon import ControllerError
-from kubesalt.master.inventory import storage
 from kubesalt.master.inventory.storage import location, transfer
 from kubesalt.master.inventory.storage.postgresql import DatabaseUnavailable, PostgreSQLDatabase
 from kubesalt.master.inventory.storage.sqlite import DB_NAME, SQLiteDatabase
@@ -126,5 +125,7 @@ def move(layout, url):
 
 
 def shown(layout):
-    """Which database holds the records, fit to print."""
-    return storage.open_database(layout.state_dir).shown()
+    """Which database holds the records, fit to print (without opening it: `status` of a
+    controller never initialised creates nothing)."""
+    url = location.configured(layout.state_dir)
+    return f"PostgreSQL {location.shown(url)}" if url else f"SQLite {layout.state_dir / DB_NAME}"
