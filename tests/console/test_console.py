@@ -269,6 +269,27 @@ def test_reset_button_only_when_enabled_and_edit(ctl, op_page):
     assert (shown["installer_ttl_days"], shown["reset_enabled"]) == (30, False)
 
 
+def test_delete_with_nodes_is_refused_unless_they_are_reset_first(ctl, op_page):
+    """Delete refuses a cluster with a node, naming force; with the dialog's reset option the
+    nodes are reset first, as an operation, and the cluster is gone."""
+    page = op_page
+    ctl.run_ok("cluster.create", "gone1")
+    store = Store(ctl.root / "var" / "lib" / "kubesalt")
+    store.enroll_node("node-dddd0001-10-0-0-9-gone1", "gone1", "0" * 64, "s1", "10.0.0.9")
+    goto(page, ctl, "#/clusters/gone1/config")
+    page.get_by_test_id("action-delete").click()
+    dialog = page.get_by_test_id("delete-dialog")
+    dialog.get_by_label("Type the cluster's name").fill("gone1")
+    dialog.get_by_test_id("delete-dialog-confirm").click()
+    expect(dialog.get_by_test_id("delete-dialog-error")).to_contain_text("force=True")
+    assert "gone1" in names(ctl)
+    dialog.get_by_label("Reset its 1 node first").check()
+    shot(page, "delete-dialog-force")
+    dialog.get_by_test_id("delete-dialog-confirm").click()
+    expect(page.get_by_test_id("delete-dialog")).to_have_count(0)
+    wait_for(lambda: "gone1" not in names(ctl), 120, "the forced delete to end")
+
+
 def test_operation_follows_a_running_operation_and_cancels_it(ctl, op_page):
     """An operation recorded in the controller's store as its executor would (a stand-in
     process that never progresses holds it): the page follows it by polling, each node's

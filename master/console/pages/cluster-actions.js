@@ -73,12 +73,12 @@ async function upgrade(ctx) {
   }
 }
 
-function typedName(ctx, {title, testid, confirmLabel, text, onConfirm}) {
+function typedName(ctx, {title, testid, confirmLabel, text, onConfirm, extra = []}) {
   const input = h("input", {type: "text", id: `${testid}-name`, autocomplete: "off",
     "data-testid": `${testid}-name`});
   return openDialog({
     title, testid, confirmLabel, danger: true,
-    body: [...text.map((t) => h("p", {}, t)),
+    body: [...text.map((t) => h("p", {}, t)), ...extra,
       field({name: "confirm", label: `Type the cluster's name, ${ctx.name}, to confirm`,
         control: input})],
     canConfirm: () => input.value === ctx.name,
@@ -102,16 +102,30 @@ async function reset(ctx) {
 }
 
 async function remove(ctx) {
+  const enrolled = ctx.cluster().nodes?.total ?? 0;
+  // Without nodes the cluster goes at once; with nodes only when the operator asks for them
+  // to be reset first (force), which runs as an operation like cluster.reset.
+  const force = h("input", {type: "checkbox", "data-testid": "delete-dialog-force"});
+  const extra = enrolled ? [field({name: "force", control: force,
+    label: `Reset its ${enrolled} node${enrolled === 1 ? "" : "s"} first (kubesalt's agent ` +
+      "removed, keys and records deleted), then delete it"})] : [];
   const done = await typedName(ctx, {
     title: `Delete ${ctx.name}?`, testid: "delete-dialog", confirmLabel: "Delete cluster",
     text: ["The cluster's record, its installer credentials and its secrets are deleted.",
       "A cluster with nodes or a running operation is refused, with what to do first."],
-    onConfirm: () => api.call("cluster.delete", {name: ctx.name}),
+    extra,
+    onConfirm: () => api.call("cluster.delete", force.checked ?
+      {name: ctx.name, force: true, confirm: true} : {name: ctx.name}),
   });
-  if (done) {
-    notify(`Cluster ${ctx.name} deleted.`);
-    location.hash = "#/clusters";
+  if (!done) return;
+  if (done.operation) {
+    notify(`Deletion of ${ctx.name} started: its nodes are reset first.`);
+    ctx.reload().catch(() => {});
+    ctx.goto("operation");
+    return;
   }
+  notify(`Cluster ${ctx.name} deleted.`);
+  location.hash = "#/clusters";
 }
 
 /** The buttons, for an operator only (a viewer's page has none in its DOM). */
