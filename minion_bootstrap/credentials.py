@@ -14,6 +14,8 @@ File layout (text outside the armoured sections is a comment and ignored):
          master_finger}, "installer": {serial, not_after (RFC 3339 UTC)},
          "kdf": {"alg": "pbkdf2-sha256", salt, iterations}, "check", "nonce", "ciphertext",
          "mac", "digest"}
+    The ciphertext holds the installer key's numbers and, when the cluster has one, its proxy
+    settings (a proxy URL may carry the site's proxy password).
 
 Keys. One PBKDF2-HMAC-SHA256 output of 32 bytes (the only slow step) is expanded with HMAC
 under fixed labels into k_enc, k_mac and k_check. A single 32-byte PBKDF2 block, rather than
@@ -70,6 +72,7 @@ _BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOT
 _BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 _CONTROLLER_FIELDS = ("address", "publish_port", "ret_port", "https_port", "master_finger")
 _PORT_FIELDS = ("publish_port", "ret_port", "https_port")
+_PROXY_FIELDS = ("http", "https", "no_proxy", "root_ca")
 
 
 class CredentialsError(Exception):
@@ -183,8 +186,9 @@ def _armour(name, data):
 # ---- sealing (controller) ------------------------------------------------------------------------
 
 def seal(cluster, controller, ca_cert_pem, installer_cert_pem, serial, not_after,
-         private_numbers, passphrase, iterations=DEFAULT_ITERATIONS):
-    """Return the text of `<cluster>.pem`. `private_numbers` is {"n", "e", "d"} as ints."""
+         private_numbers, passphrase, iterations=DEFAULT_ITERATIONS, proxy=None):
+    """Return the text of `<cluster>.pem`. `private_numbers` is {"n", "e", "d"} as ints;
+    `proxy` the cluster's proxy settings ({http, https, no_proxy, root_ca}) or None."""
     if not isinstance(cluster, str) or not cluster:
         raise ValueError("cluster must be a non-empty name")
     missing = [f for f in _CONTROLLER_FIELDS if f not in controller]
@@ -200,6 +204,9 @@ def seal(cluster, controller, ca_cert_pem, installer_cert_pem, serial, not_after
         if _BEGIN.findall(pem) != [CERT_SECTION]:
             raise ValueError("%s must be exactly one PEM certificate" % field)
     numbers = {k: int(private_numbers[k]) for k in ("n", "e", "d")}
+    if proxy:
+        # Encrypted with the key: a proxy URL may hold the site's proxy password.
+        numbers["proxy"] = _proxy_settings(proxy, ValueError)
     salt = secrets.token_bytes(16)
     nonce = secrets.token_bytes(16)
     k_enc, k_mac, k_check = _keys(passphrase, salt, iterations)
@@ -343,8 +350,18 @@ def open_credentials(text, passphrase, edge_name, now=None):
         key = _RsaKey(int(numbers["n"]), int(numbers["e"]), int(numbers["d"]))
     except (ValueError, KeyError, TypeError):
         raise _malformed(edge_name, "the installer key inside is not usable") from None
+    proxy = numbers.get("proxy")
+    if proxy is not None:
+        proxy = _proxy_settings(proxy, lambda what: _malformed(edge_name, what))
     return Credentials(cluster, dict(record["controller"]), record["installer"]["serial"],
-                       not_after, ca_pem, installer_pem, key)
+                       not_after, ca_pem, installer_pem, key, proxy)
+
+
+def _proxy_settings(proxy, error):
+    if not isinstance(proxy, dict) or set(proxy) - set(_PROXY_FIELDS) \
+            or not all(isinstance(proxy.get(k, ""), str) for k in _PROXY_FIELDS):
+        raise error("proxy must be a mapping of %s to text" % ", ".join(_PROXY_FIELDS))
+    return {k: proxy.get(k) or "" for k in _PROXY_FIELDS}
 
 
 class _RsaKey:
@@ -377,7 +394,7 @@ class Credentials:
     """Opened credentials. The private key is held inside and only used through sign()."""
 
     def __init__(self, cluster, controller, serial, not_after, ca_cert_pem, installer_cert_pem,
-                 key):
+                 key, proxy=None):
         self.cluster = cluster
         self.controller = controller
         self.serial = serial
@@ -385,6 +402,11 @@ class Credentials:
         self.ca_cert_pem = ca_cert_pem
         self.installer_cert_pem = installer_cert_pem
         self._key = key
+        # The cluster's proxy settings (http, https, no_proxy, root_ca), or None.
+        self.proxy = proxy
+        # The proxy.Proxy conjurer reaches the controller through (None: direct); conjurer
+        # chooses it from `proxy` and its -proxy flag.
+        self.route = None
 
     def __repr__(self):
         return "<Credentials cluster=%s serial=%s not_after=%s>" % (

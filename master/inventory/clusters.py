@@ -120,7 +120,8 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None,
     }
     passphrase = credentials.generate_passphrase()
     sealed = credentials.seal(name, controller, ca.cert_pem, issued.cert_pem, issued.serial,
-                              issued.not_after, issued.private_numbers, passphrase)
+                              issued.not_after, issued.private_numbers, passphrase,
+                              proxy=spec.to_dict()["proxy"])
     pem_path = dest / f"{name}.pem"
     pass_path = dest / f"{name}-passphrase.txt"
     _write_files(dest, {pem_path.name: sealed, pass_path.name: passphrase + "\n"})

@@ -258,6 +258,33 @@ def test_enrollment_request_verifies_on_the_controller(issued):
     assert ok == (True, "ok")
 
 
+PROXY = {"http": "http://alice:pr0xy-s3cret@proxy.site:3128", "https": "",
+         "no_proxy": "10.0.0.0/8,.site", "root_ca": ""}
+
+
+def _sealed_with_proxy(issued, proxy):
+    installer = issued["installer"]
+    return creds.seal("edge1", CONTROLLER, issued["ca"].cert_pem, installer.cert_pem,
+                      installer.serial, installer.not_after, installer.private_numbers,
+                      issued["passphrase"], proxy=proxy)
+
+
+def test_proxy_settings_travel_sealed(issued):
+    text = _sealed_with_proxy(issued, PROXY)
+    assert _open(issued, text).proxy == PROXY
+    assert _open(issued).proxy is None
+    # The proxy password is as secret as the key: nothing of it in the file's clear parts.
+    record = json.dumps(_record(text))
+    assert "pr0xy-s3cret" not in text + record and "proxy.site" not in text + record
+
+
+def test_proxy_settings_must_be_text(issued):
+    with pytest.raises(ValueError, match="proxy must be a mapping"):
+        _sealed_with_proxy(issued, {"http": 3128})
+    with pytest.raises(ValueError, match="proxy must be a mapping"):
+        _sealed_with_proxy(issued, {"tls_termination": "yes"})
+
+
 def test_canonical_json_is_stable():
     assert creds.canonical_json({"b": 1, "a": [1, "é"]}) == b'{"a":[1,"\\u00e9"],"b":1}'
 
