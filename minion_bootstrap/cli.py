@@ -3,11 +3,19 @@
     sudo ./conjurer -edge-name=NAME -passphrase-file=FILE -creds-file=FILE [-t] [-m] [-d]
     sudo ./conjurer ... -precheck      run the hard prechecks only
     sudo ./conjurer ... -preflight     run the soft checks and print them as a table
+    sudo ./conjurer ... -proxy URL     reach the controller through this HTTP proxy
 
 Flags take one dash or two. -t also runs the soft preflight checks during an install and prints
 their table (they never block) and how long each install step took; -m installs kubesalt's
 agent beside a customer's own salt-minion; -d removes kubesalt's agent (with -m: only ours, the
 customer's stays) and puts back the hostname conjurer changed.
+
+Proxy. When the cluster was created with a proxy (cluster.create proxy=...), the credentials
+carry it and conjurer reaches the controller through it (HTTP CONNECT; the https URL, else the
+http one; hosts in its no_proxy are reached directly). -proxy http://[user:password@]host:port
+(or https://...) uses another proxy for this node; -proxy direct uses none. The controller's
+TLS is verified against the controller CA in the credentials whatever the proxy does, and the
+proxy's password is never printed.
 
 Before it changes anything, conjurer asks the controller whether this node would enroll (its
 credentials, and its node id: no other minion's key under it) and learns the cluster's OS,
@@ -36,7 +44,8 @@ import urllib.request
 
 from . import agent as agent_mod
 from . import facts as facts_mod
-from . import credentials, identity, original_hostname, prechecks, preflight, probes
+from . import credentials, identity, original_hostname, prechecks, preflight, probes, \
+    proxy_connect
 from .checks import fail as failed_check, format_failures, format_table
 
 EXIT_OK = 0
@@ -71,6 +80,10 @@ def parser():
                    help="install beside (or with -d remove from beside) a customer salt-minion")
     p.add_argument("-d", "--d", dest="delete", action="store_true",
                    help="remove kubesalt's node agent and restore the hostname")
+    p.add_argument("-proxy", "--proxy", dest="proxy", metavar="URL",
+                   help="reach the controller through this HTTP proxy "
+                        "(http://[user:password@]host:port) instead of the cluster's, or "
+                        "`direct` for none")
     p.add_argument("-precheck", "--precheck", dest="precheck", action="store_true",
                    help="run the hard prechecks only")
     p.add_argument("-preflight", "--preflight", dest="preflight", action="store_true",
@@ -106,7 +119,13 @@ def load_credentials(args):
     text = _read(args.creds_file, "credentials file", "-creds-file")
     if not args.edge_name:
         raise UsageError("-edge-name is required: the cluster this node joins")
-    return credentials.open_credentials(text, passphrase, args.edge_name)
+    creds = credentials.open_credentials(text, passphrase, args.edge_name)
+    try:
+        creds.route = proxy_connect.choose(creds.proxy, getattr(args, "proxy", None),
+                                           creds.controller["address"])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return creds
 
 
 class ControllerError(Exception):
@@ -160,11 +179,14 @@ def _http_error(creds, exc, path):
                            f"{exc.code} ({error})")
 
 
+def _opener(creds):
+    return proxy_connect.opener(creds.ssl_context(), getattr(creds, "route", None))
+
+
 def _https_get(creds, path, timeout=60, not_found=None):
     """The body at `path`; any failure is a ControllerError, a 404 says `not_found`."""
     try:
-        with urllib.request.urlopen(_url(creds, path),  # noqa: S310 - https only
-                                    context=creds.ssl_context(), timeout=timeout) as resp:
+        with _opener(creds).open(_url(creds, path), timeout=timeout) as resp:
             return resp.read()
     except urllib.error.HTTPError as exc:
         if exc.code == 404 and not_found:
@@ -181,8 +203,7 @@ def _https_post(creds, path, payload, timeout=60):
                                      data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, context=creds.ssl_context(),  # noqa: S310 - https only
-                                    timeout=timeout) as resp:
+        with _opener(creds).open(request, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         try:
@@ -354,6 +375,7 @@ def check_context(args, creds, node, cluster_os=None):
         allow_existing_minion=args.multi_minion,
         ca_cert_pem=creds.ca_cert_pem,
         cluster_os=cluster_os,
+        proxy=getattr(creds, "route", None),
     )
 
 
@@ -456,6 +478,8 @@ def main(argv=None):
         return fail(str(exc), exc.exit_code)
     node = identity.node_identity(ROOT, creds.cluster, creds.controller["address"],
                                   int(creds.controller["ret_port"]))
+    if creds.route is not None:
+        say(f"Reaching the controller through the proxy {creds.route.shown}")
     if args.preflight:
         print(format_table(preflight.run(check_context(args, creds, node))), flush=True)
         return EXIT_OK

@@ -14,6 +14,7 @@ import time
 from . import identity, supported_os
 from .checks import fail, ok, run as run_checks, warn
 from .probes import SystemProbes, describe_network_error
+from .proxy_connect import ProxyError
 
 MAX_SKEW_SECONDS = 30
 ENROLLMENT_MARKER = "/opt/kubesalt/enrollment.json"
@@ -24,7 +25,7 @@ class Context:
     def __init__(self, root="/", controller_address="", publish_port=4505, ret_port=4506,
                  https_port=4507, ntp_server=None, node_id=None, cluster=None,
                  allow_existing_minion=False, probes=None, max_skew=MAX_SKEW_SECONDS,
-                 roles=(), ca_cert_pem=None, cluster_os=None):
+                 roles=(), ca_cert_pem=None, cluster_os=None, proxy=None):
         self.root = root
         self.controller_address = controller_address
         self.publish_port = publish_port
@@ -42,6 +43,8 @@ class Context:
         # The cluster's `os` as the controller answered conjurer's check; None when it did
         # not answer (then only that the node's OS is a supported one is checked).
         self.cluster_os = cluster_os
+        # The proxy_connect.Proxy the controller is reached through; None: directly.
+        self.proxy = proxy
 
     def read(self, absolute):
         return self.probes.read(absolute)
@@ -87,12 +90,24 @@ def check_dns_port(ctx):
     return ok("dns-port", "port 53 is free")
 
 
+def _check_port_through_proxy(ctx, name, what, port):
+    try:
+        ctx.probes.tunnel(ctx.proxy, ctx.controller_address, port)
+    except ProxyError as exc:
+        return fail(name, "cannot reach the controller's %s port %s:%s through the proxy: %s"
+                    % (what, ctx.controller_address, port, exc.message), exc.fix)
+    return ok(name, "%s:%s reachable through the proxy %s"
+              % (ctx.controller_address, port, ctx.proxy.shown))
+
+
 def check_controller(ctx):
     results = []
     for what, port in (("publish", ctx.publish_port), ("return", ctx.ret_port),
                        ("https", ctx.https_port)):
         name = "controller-%s-port" % what
-        if ctx.probes.tcp_connect(ctx.controller_address, port):
+        if ctx.proxy is not None:
+            results.append(_check_port_through_proxy(ctx, name, what, port))
+        elif ctx.probes.tcp_connect(ctx.controller_address, port):
             results.append(ok(name, "%s:%s reachable" % (ctx.controller_address, port)))
         else:
             results.append(fail(name, "cannot connect to the controller's %s port %s:%s"
@@ -140,7 +155,7 @@ def _against_controller(ctx):
     where = "%s:%s" % (ctx.controller_address, ctx.https_port)
     try:
         reading = ctx.probes.controller_clock(ctx.controller_address, ctx.https_port,
-                                              ctx.ca_cert_pem)
+                                              ctx.ca_cert_pem, ctx.proxy)
     except (OSError, ValueError, http.client.HTTPException) as exc:
         message, fix = describe_network_error(exc, ctx.controller_address, ctx.https_port)
         return fail("time-skew", "cannot read the controller's clock: " + message, fix)

@@ -16,6 +16,8 @@ import struct
 import subprocess
 import time
 
+from . import proxy_connect
+
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 # OpenSSL's X509_V_FLAG_NO_CHECK_TIME; the ssl module has no name for it.
 _NO_CHECK_TIME = 0x200000
@@ -78,12 +80,13 @@ def clock_context(cadata):
     return context
 
 
-def https_clock(host, port, context, timeout=10.0):
+def https_clock(host, port, context, timeout=10.0, proxy=None):
     """The controller's clock from the Date header of one HTTPS answer (any path: its endpoint
     dates every answer, a 404 too). TLS is set up before the clock starts, so the round trip
     measured is one request and its answer; the answer was dated somewhere inside it, so the
     midpoint is the best guess, and Date's whole seconds add half a second either way."""
-    conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+    conn = proxy_connect.HTTPSConnection(host, int(port), timeout=timeout, context=context,
+                                         proxy=proxy)
     try:
         conn.connect()
         sent = time.time()
@@ -115,6 +118,8 @@ def describe_network_error(exc, host, port, timeout=None):
     """(message, fix) for a failed HTTPS exchange with the controller at host:port: what
     happened in words, and what to check, for each way the network or TLS can fail."""
     exc = _unwrap(exc)
+    if isinstance(exc, proxy_connect.ProxyError):
+        return exc.message, exc.fix
     where = "%s:%s" % (host, port)
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = getattr(exc, "verify_code", None)
@@ -223,6 +228,10 @@ class SystemProbes:
         except OSError:
             return False
 
+    def tunnel(self, proxy, host, port, timeout=5.0):
+        """Open and close a CONNECT tunnel to host:port; raises ProxyError when refused."""
+        proxy_connect.open_connection(host, port, proxy, timeout).close()
+
     def port_in_use(self, port, protocols=("tcp", "udp")):
         for proto in protocols:
             for table in (proto, proto + "6"):
@@ -233,8 +242,8 @@ class SystemProbes:
     def ntp_offset(self, server):
         return sntp_offset(server)
 
-    def controller_clock(self, host, port, ca_cert_pem):
-        return https_clock(host, port, clock_context(ca_cert_pem))
+    def controller_clock(self, host, port, ca_cert_pem, proxy=None):
+        return https_clock(host, port, clock_context(ca_cert_pem), proxy=proxy)
 
     def time_sync(self):
         """(state, source): whether this node's own clock is kept by NTP ("yes", "no" or
