@@ -91,7 +91,8 @@ def cmd_init(args, layout):
     settings = config.settings_for(layout, interface=args.interface,
                                    publish_port=args.publish_port, ret_port=args.ret_port,
                                    https_port=args.https_port, advertise=args.advertise,
-                                   ntp_server=args.ntp_server, api_port=args.api_port)
+                                   ntp_server=args.ntp_server, api_port=args.api_port,
+                                   gateway_port=args.gateway_port)
     config.write(layout, settings)
     ca = pki.ensure_ca(layout.kubesalt_pki)
     ensure_master_keys(layout)
@@ -322,6 +323,17 @@ def _print_human(result):
             print(f"{key}: {value}")
 
 
+def _port_or_off(text):
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 1-65535 (443 "
+                                         "usually), or 0 to turn the agent gateway off")
+    return port
+
+
 def parser():
     p = argparse.ArgumentParser(prog="kubesalt-controller", description=__doc__)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -353,6 +365,10 @@ def parser():
     init.add_argument("--database-password-file", metavar="FILE",
                       help="the database password from the first line of FILE instead of "
                            "in the URL (a command line is visible to every user of the host)")
+    init.add_argument("--gateway-port", type=_port_or_off, metavar="PORT",
+                      help="also serve the agents' traffic (publish, return, HTTPS) behind "
+                           "this one TLS port, for nodes behind an HTTP proxy or allowed one "
+                           "outbound port: 443 usually; 0 turns it off (the default)")
     init.set_defaults(func=cmd_init)
     user = sub.add_parser("user", help="REST API users (Salt file eauth, roles operator and "
                                        "viewer)")

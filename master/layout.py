@@ -67,6 +67,11 @@ class Layout:
         return self.root / "var" / "run" / "salt-api.pid"
 
     @property
+    def gateway_presence(self):
+        """The node ids with a live publish channel through the agent gateway (JSON)."""
+        return self.root / "var" / "run" / "kubesalt-gateway.json"
+
+    @property
     def api_log_file(self):
         return self.root / "var" / "log" / "salt" / "api"
 

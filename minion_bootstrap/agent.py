@@ -70,14 +70,21 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def minion_config(node_id, cluster, controller, acceptance_wait=2):
-    """The minion configuration as YAML text (JSON is YAML, and needs no YAML library here)."""
+def minion_config(node_id, cluster, controller, acceptance_wait=2, tunnel_ports=None):
+    """The minion configuration as YAML text (JSON is YAML, and needs no YAML library here).
+    With `tunnel_ports` ({"publish": port, "return": port}) the minion talks to the node's
+    tunnel on loopback, which carries it to the controller's agent gateway; the master key
+    stays pinned (master_finger) either way."""
+    master, ports = controller["address"], {"publish": controller["publish_port"],
+                                            "return": controller["ret_port"]}
+    if tunnel_ports:
+        master, ports = "127.0.0.1", tunnel_ports
     config = {
         "id": node_id,
         "root_dir": SALT_ROOT,
-        "master": controller["address"],
-        "master_port": int(controller["ret_port"]),
-        "publish_port": int(controller["publish_port"]),
+        "master": master,
+        "master_port": int(ports["return"]),
+        "publish_port": int(ports["publish"]),
         "master_finger": controller["master_finger"],
         # Re-rooting does not cover utils_dirs; left alone it would load the customer's.
         "utils_dirs": [SALT_ROOT + "/var/cache/salt/minion/extmods/utils"],

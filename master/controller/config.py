@@ -18,7 +18,8 @@ from kubesalt.master.api import model as api
 from kubesalt.master import tree
 
 DEFAULTS = {"interface": "127.0.0.1", "publish_port": 4505, "ret_port": 4506,
-            "https_port": 4507, "api_port": 8443, "advertise": None, "ntp_server": None}
+            "https_port": 4507, "api_port": 8443, "advertise": None, "ntp_server": None,
+            "gateway_port": 0}
 _WILDCARDS = ("0.0.0.0", "::")
 
 HEADER = "# Written by kubesalt-controller init; re-run it instead of editing by hand.\n"
@@ -83,7 +84,10 @@ def kubesalt_config(layout, settings):
         "output": "kubesalt",
         "engines": [{"kubesalt_endpoint": {"interface": settings["interface"],
                                            "port": int(settings["https_port"])}},
-                    {"kubesalt_health": {}}],
+                    {"kubesalt_health": {}},
+                    *([{"kubesalt_gateway": {"interface": settings["interface"],
+                                             "port": int(settings["gateway_port"])}}]
+                      if settings.get("gateway_port") else [])],
         # Runners and the executor need the minions' grains without asking them again.
         "minion_data_cache": True,
         "reactor": [{tag: [str(reactor_dir / sls) for sls in files]}

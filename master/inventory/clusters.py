@@ -117,6 +117,9 @@ def installer(store, layout_settings, pki_dir, master_pub, name, dest, now=None,
         "master_finger": pki.master_fingerprint(master_pub),
         **({"ntp_server": layout_settings["ntp_server"]}
            if layout_settings.get("ntp_server") else {}),
+        # Only when the controller runs its agent gateway (init --gateway-port).
+        **({"gateway_port": int(layout_settings["gateway_port"])}
+           if layout_settings.get("gateway_port") else {}),
     }
     passphrase = credentials.generate_passphrase()
     sealed = credentials.seal(name, controller, ca.cert_pem, issued.cert_pem, issued.serial,

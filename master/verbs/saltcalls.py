@@ -17,6 +17,7 @@ import salt.utils.event
 import salt.utils.minions
 import salt.wheel
 
+from kubesalt.master.endpoint import gateway
 from kubesalt.master.inventory import keys
 from kubesalt.master.verbs import support
 
@@ -72,8 +73,13 @@ def cached_grains(opts, node_id):
 
 
 def connected_ids(opts):
-    """The ids of the minions connected to the master now."""
-    return set(salt.utils.minions.CkMinions(opts).connected_ids())
+    """The ids of the minions connected to the master now: Salt tells them by the address
+    of their publish connection, which for a node behind the agent gateway is the gateway's,
+    so the gateway's own record of its live publish channels counts too."""
+    ids = set(salt.utils.minions.CkMinions(opts).connected_ids())
+    if opts.get("kubesalt", {}).get("controller", {}).get("gateway_port"):
+        ids |= gateway.connected(support.layout(opts).gateway_presence)
+    return ids
 
 
 # Where a wheel key.* call is asked to put a key: the state list of Salt's key store that

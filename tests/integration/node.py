@@ -53,9 +53,12 @@ class LoopbackNode:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
-    def start_minion(self):
+    def start_minion(self, tunnel_ports=None):
+        """With `tunnel_ports`, the minion reaches the controller through a node tunnel
+        listening there (minion_bootstrap.tunnel), as conjurer configures it behind a proxy."""
         config = json.loads(agent.minion_config(self.id, self.creds.cluster,
-                                                self.creds.controller, acceptance_wait=1))
+                                                self.creds.controller, acceptance_wait=1,
+                                                tunnel_ports=tunnel_ports))
         config["root_dir"] = str(self.root)
         config["utils_dirs"] = [str(self.root / "var/cache/salt/minion/extmods/utils")]
         (self.conf_dir / "minion.d").mkdir(parents=True, exist_ok=True)
