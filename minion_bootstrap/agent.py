@@ -12,6 +12,7 @@ Standard library only: this runs from the conjurer zipapp on a bare node.
 import hashlib
 import json
 import os
+import pkgutil
 import platform
 import re
 import shutil
@@ -31,6 +32,16 @@ PIDFILE = SALT_ROOT + "/var/run/salt-minion.pid"
 ENROLLMENT = HOME + "/enrollment.json"
 UNIT_NAME = "kubesalt-minion.service"
 UNIT_PATH = "/etc/systemd/system/" + UNIT_NAME
+TUNNEL_DIR = HOME + "/tunnel"
+TUNNEL_CONFIG = HOME + "/tunnel.json"
+TUNNEL_PIDFILE = SALT_ROOT + "/var/run/kubesalt-tunnel.pid"
+TUNNEL_LOG = SALT_ROOT + "/var/log/salt/tunnel"
+TUNNEL_UNIT_NAME = "kubesalt-tunnel.service"
+TUNNEL_UNIT_PATH = "/etc/systemd/system/" + TUNNEL_UNIT_NAME
+# The loopback ports the minion talks to when its connection goes through the tunnel.
+TUNNEL_PORTS = {"publish": 45505, "return": 45506}
+# What the tunnel runs: these modules of conjurer's own, copied beside the agent.
+TUNNEL_MODULES = ("proxy_connect.py", "tunnel.py")
 BUNDLE_STAMP = HOME + "/bundle.sha256"
 # The first member of a node-agent bundle: what it holds and for which Python and machine.
 BUNDLE_INFO = "kubesalt-agent.json"
@@ -44,13 +55,36 @@ UNIT = """\
 Description=kubesalt node agent (salt-minion)
 After=network-online.target
 Wants=network-online.target
-
+{tunnel}
 [Service]
 Type=notify
 NotifyAccess=all
 ExecStart={venv}/bin/salt-minion -c {conf_dir}
 KillMode=process
 Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+# Behind the agent gateway the minion has no way to the controller but the tunnel.
+MINION_NEEDS_TUNNEL = "Requires={unit}\nAfter={unit}\n".format(unit=TUNNEL_UNIT_NAME)
+
+TUNNEL_UNIT = """\
+# kubesalt's node tunnel: carries kubesalt-minion's connections to the controller's agent
+# gateway, through the site's proxy when there is one; installed by conjurer.
+[Unit]
+Description=kubesalt node tunnel (to the controller's agent gateway)
+After=network-online.target
+Wants=network-online.target
+Before={minion_unit}
+
+[Service]
+WorkingDirectory={tunnel_dir}
+ExecStart={venv}/bin/python -m kubesalt_tunnel.tunnel -c {config}
+Restart=always
 RestartSec=5
 
 [Install]
@@ -248,31 +282,92 @@ class Agent:
     def write_ca(self, ca_cert_pem):
         _write(self.path(SALT_ROOT + "/etc/salt/pki/kubesalt-ca.crt"), ca_cert_pem, 0o644)
 
-    def configure(self, node_id, cluster, controller):
+    def configure(self, node_id, cluster, controller, tunnel_config=None):
+        """`tunnel_config` (tunnel.tunnel_config's text) when the minion's connection goes
+        through the agent gateway: the tunnel's code and settings are written beside the
+        agent and the minion talks to it on loopback."""
         config_dir = self.path(CONF_DIR + "/minion.d")
         os.makedirs(config_dir, exist_ok=True)
         _write(self.path(CONF_DIR + "/minion"),
                "# kubesalt node agent; settings are in minion.d/kubesalt.conf\n", 0o644)
+        self._configure_tunnel(tunnel_config)
         _write(os.path.join(config_dir, "kubesalt.conf"),
-               minion_config(node_id, cluster, controller), 0o600)
+               minion_config(node_id, cluster, controller,
+                             tunnel_ports=TUNNEL_PORTS if tunnel_config else None), 0o600)
         for directory in ("var/log/salt", "var/run", "var/cache/salt/minion/extmods/utils"):
             os.makedirs(self.path(SALT_ROOT + "/" + directory), exist_ok=True)
+
+    def _configure_tunnel(self, tunnel_config):
+        if not tunnel_config:
+            shutil.rmtree(self.path(TUNNEL_DIR), ignore_errors=True)
+            if os.path.exists(self.path(TUNNEL_CONFIG)):
+                os.remove(self.path(TUNNEL_CONFIG))
+            return
+        package = self.path(TUNNEL_DIR + "/kubesalt_tunnel")
+        os.makedirs(package, exist_ok=True)
+        _write(os.path.join(package, "__init__.py"), "", 0o644)
+        for module in TUNNEL_MODULES:
+            # pkgutil, not open(): conjurer runs from a zipapp.
+            source = pkgutil.get_data(__package__, module).decode("utf-8")
+            _write(os.path.join(package, module), source, 0o644)
+        # The proxy's password may be in it.
+        _write(self.path(TUNNEL_CONFIG), tunnel_config, 0o600)
+
+    def tunnelled(self):
+        return os.path.exists(self.path(TUNNEL_CONFIG))
 
     def systemd_available(self):
         return os.path.isdir(self.path("/run/systemd/system")) and shutil.which("systemctl")
 
     def start(self, timeout=60):
+        tunnelled = self.tunnelled()
         if self.systemd_available():
-            _write(self.path(UNIT_PATH), UNIT.format(venv=VENV, conf_dir=CONF_DIR), 0o644)
+            self._unit_files(tunnelled)
             self.run(["systemctl", "daemon-reload"])
+            if tunnelled:
+                self.run(["systemctl", "enable", TUNNEL_UNIT_NAME])
+                self.run(["systemctl", "restart", TUNNEL_UNIT_NAME])
             self.run(["systemctl", "enable", UNIT_NAME])
             self.run(["systemctl", "restart", UNIT_NAME])
             self._wait(lambda: self._run(["systemctl", "is-active", "--quiet", UNIT_NAME])
                        .returncode == 0, timeout, "kubesalt-minion to be active")
         else:
             self.stop_daemon()
+            if tunnelled:
+                self._start_tunnel_daemon()
             self.run([self.path(VENV + "/bin/salt-minion"), "-c", self.path(CONF_DIR), "-d"])
             self._wait(lambda: self._pid() is not None, timeout, "the salt-minion pidfile")
+
+    def _unit_files(self, tunnelled):
+        _write(self.path(UNIT_PATH), UNIT.format(
+            venv=VENV, conf_dir=CONF_DIR, tunnel=MINION_NEEDS_TUNNEL if tunnelled else ""),
+            0o644)
+        if tunnelled:
+            _write(self.path(TUNNEL_UNIT_PATH), TUNNEL_UNIT.format(
+                minion_unit=UNIT_NAME, tunnel_dir=TUNNEL_DIR, venv=VENV,
+                config=TUNNEL_CONFIG), 0o644)
+        elif os.path.exists(self.path(TUNNEL_UNIT_PATH)):
+            self._run(["systemctl", "disable", "--now", TUNNEL_UNIT_NAME])
+            os.remove(self.path(TUNNEL_UNIT_PATH))
+
+    def _start_tunnel_daemon(self):
+        """Without systemd (containers, tests): the tunnel as a process of its own."""
+        self._stop_tunnel_daemon()
+        os.makedirs(os.path.dirname(self.path(TUNNEL_LOG)), exist_ok=True)
+        with open(self.path(TUNNEL_LOG), "ab") as log:
+            process = subprocess.Popen(  # noqa: S603 - our own venv's python
+                [self.path(VENV + "/bin/python"), "-m", "kubesalt_tunnel.tunnel", "-c",
+                 self.path(TUNNEL_CONFIG)], cwd=self.path(TUNNEL_DIR),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        _write(self.path(TUNNEL_PIDFILE), "%d\n" % process.pid, 0o644)
+
+    def _stop_tunnel_daemon(self):
+        try:
+            pid = int(open(self.path(TUNNEL_PIDFILE)).read().strip())
+            os.kill(pid, 15)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass
 
     def _pid(self):
         try:
@@ -300,8 +395,15 @@ class Agent:
             self._wait(lambda: self._pid() is None, 30, "the old salt-minion to stop")
 
     def remove(self):
-        """Remove kubesalt's agent, unit and files; nothing else."""
+        """Remove kubesalt's agent, units and files; nothing else."""
         removed = []
+        if os.path.exists(self.path(TUNNEL_UNIT_PATH)):
+            if self.systemd_available():
+                self._run(["systemctl", "disable", "--now", TUNNEL_UNIT_NAME])
+            os.remove(self.path(TUNNEL_UNIT_PATH))
+            removed.append(TUNNEL_UNIT_PATH)
+        else:
+            self._stop_tunnel_daemon()
         if os.path.exists(self.path(UNIT_PATH)):
             if self.systemd_available():
                 self._run(["systemctl", "disable", "--now", UNIT_NAME])

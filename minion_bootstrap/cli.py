@@ -4,6 +4,7 @@
     sudo ./conjurer ... -precheck      run the hard prechecks only
     sudo ./conjurer ... -preflight     run the soft checks and print them as a table
     sudo ./conjurer ... -proxy URL     reach the controller through this HTTP proxy
+    sudo ./conjurer ... -gateway       reach it through its agent gateway port only
 
 Flags take one dash or two. -t also runs the soft preflight checks during an install and prints
 their table (they never block) and how long each install step took; -m installs kubesalt's
@@ -16,6 +17,11 @@ http one; hosts in its no_proxy are reached directly). -proxy http://[user:passw
 (or https://...) uses another proxy for this node; -proxy direct uses none. The controller's
 TLS is verified against the controller CA in the credentials whatever the proxy does, and the
 proxy's password is never printed.
+
+Behind a proxy, or with -gateway where the site allows one outbound port, everything goes to
+the controller's agent gateway (kubesalt-controller init --gateway-port, 443 usually): these
+requests, and then the agent's own connection, which kubesalt-tunnel.service carries from
+loopback ports beside the minion (Salt's ZeroMQ cannot cross a proxy by itself).
 
 Before it changes anything, conjurer asks the controller whether this node would enroll (its
 credentials, and its node id: no other minion's key under it) and learns the cluster's OS,
@@ -45,7 +51,7 @@ import urllib.request
 from . import agent as agent_mod
 from . import facts as facts_mod
 from . import credentials, identity, original_hostname, prechecks, preflight, probes, \
-    proxy_connect
+    proxy_connect, tunnel
 from .checks import fail as failed_check, format_failures, format_table
 
 EXIT_OK = 0
@@ -84,6 +90,9 @@ def parser():
                    help="reach the controller through this HTTP proxy "
                         "(http://[user:password@]host:port) instead of the cluster's, or "
                         "`direct` for none")
+    p.add_argument("-gateway", "--gateway", dest="gateway", action="store_true",
+                   help="reach the controller only through its agent gateway port (sites "
+                        "that allow one outbound port); implied behind a proxy")
     p.add_argument("-precheck", "--precheck", dest="precheck", action="store_true",
                    help="run the hard prechecks only")
     p.add_argument("-preflight", "--preflight", dest="preflight", action="store_true",
@@ -180,7 +189,31 @@ def _http_error(creds, exc, path):
 
 
 def _opener(creds):
-    return proxy_connect.opener(creds.ssl_context(), getattr(creds, "route", None))
+    return proxy_connect.opener(creds.ssl_context(), getattr(creds, "connect_with", None))
+
+
+def choose_path(args, creds, node):
+    """How conjurer, and after it the agent, reach the controller: directly, or through the
+    agent gateway (behind a proxy, which Salt cannot cross, or with -gateway). Sets
+    creds.gateway_port (None: direct; 0: wanted but the controller serves none) and
+    creds.connect_with (how HTTPS connections to the controller are opened)."""
+    creds.gateway_port, creds.connect_with = None, proxy_connect.connector(creds.route)
+    if creds.route is None and not getattr(args, "gateway", False):
+        return
+    creds.gateway_port = int(creds.controller.get("gateway_port") or 0)
+    if creds.gateway_port:
+        creds.connect_with = tunnel.https_connector(
+            creds.controller["address"], creds.gateway_port, node.name, creds.ca_cert_pem,
+            creds.route)
+    else:
+        creds.connect_with = _no_gateway
+
+
+def _no_gateway(host, port, timeout):
+    raise proxy_connect.ProxyError(
+        "the controller serves no agent gateway, which this node needs",
+        "on the controller run kubesalt-controller init --gateway-port 443 and download new "
+        "credentials with salt-run cluster.installer")
 
 
 def _https_get(creds, path, timeout=60, not_found=None):
@@ -376,7 +409,17 @@ def check_context(args, creds, node, cluster_os=None):
         ca_cert_pem=creds.ca_cert_pem,
         cluster_os=cluster_os,
         proxy=getattr(creds, "route", None),
+        gateway_port=getattr(creds, "gateway_port", None),
+        connect_with=getattr(creds, "connect_with", None),
     )
+
+
+def _tunnel_config(creds, node):
+    """The node tunnel's settings when the agent goes through the gateway, else None."""
+    if not getattr(creds, "gateway_port", None):
+        return None
+    return tunnel.tunnel_config(creds.controller, node.name, creds.ca_cert_pem,
+                                agent_mod.TUNNEL_PORTS, creds.route)
 
 
 def remove(args, agent):
@@ -455,7 +498,7 @@ def install(args, creds, node, agent):
     answer = enroll(creds, node.name, minion_pub, facts_mod.gather(ctx))
     agent.write_enrollment(node.name, creds.cluster, creds.controller, creds.serial)
     steps.start(4, "Configuring node-agent")
-    agent.configure(node.name, creds.cluster, creds.controller)
+    agent.configure(node.name, creds.cluster, creds.controller, _tunnel_config(creds, node))
     steps.start(5, "Starting node-agent")
     agent.start()
     steps.done()
@@ -478,8 +521,11 @@ def main(argv=None):
         return fail(str(exc), exc.exit_code)
     node = identity.node_identity(ROOT, creds.cluster, creds.controller["address"],
                                   int(creds.controller["ret_port"]))
+    choose_path(args, creds, node)
     if creds.route is not None:
         say(f"Reaching the controller through the proxy {creds.route.shown}")
+    if creds.gateway_port:
+        say(f"Reaching the controller through its agent gateway, port {creds.gateway_port}")
     if args.preflight:
         print(format_table(preflight.run(check_context(args, creds, node))), flush=True)
         return EXIT_OK

@@ -25,7 +25,8 @@ class Context:
     def __init__(self, root="/", controller_address="", publish_port=4505, ret_port=4506,
                  https_port=4507, ntp_server=None, node_id=None, cluster=None,
                  allow_existing_minion=False, probes=None, max_skew=MAX_SKEW_SECONDS,
-                 roles=(), ca_cert_pem=None, cluster_os=None, proxy=None):
+                 roles=(), ca_cert_pem=None, cluster_os=None, proxy=None,
+                 gateway_port=None, connect_with=None):
         self.root = root
         self.controller_address = controller_address
         self.publish_port = publish_port
@@ -45,6 +46,10 @@ class Context:
         self.cluster_os = cluster_os
         # The proxy_connect.Proxy the controller is reached through; None: directly.
         self.proxy = proxy
+        # Set when this node reaches the controller through its agent gateway (behind a
+        # proxy, or -gateway): then `connect_with` opens HTTPS connections through it.
+        self.gateway_port = gateway_port
+        self.connect_with = connect_with
 
     def read(self, absolute):
         return self.probes.read(absolute)
@@ -90,24 +95,42 @@ def check_dns_port(ctx):
     return ok("dns-port", "port 53 is free")
 
 
-def _check_port_through_proxy(ctx, name, what, port):
+def _check_gateway(ctx):
+    """Behind a proxy or one open port, the agent gateway carries everything: it must answer
+    with the controller's certificate."""
+    name = "controller-gateway"
+    where = "%s:%s" % (ctx.controller_address, ctx.gateway_port)
+    via = " through the proxy %s" % ctx.proxy.shown if ctx.proxy else ""
+    if not ctx.gateway_port:
+        why = ("this node reaches it through the proxy %s" % ctx.proxy.shown if ctx.proxy
+               else "-gateway was given")
+        return fail(name, "the controller serves no agent gateway, and %s: the agent's Salt "
+                          "connection crosses a proxy or a single open port only through it"
+                    % why,
+                    "on the controller run kubesalt-controller init --gateway-port 443 (then "
+                    "restart it) and download new credentials with salt-run cluster.installer "
+                    "%s; or, where this node may reach the controller's ports directly, run "
+                    "conjurer with -proxy direct" % ctx.cluster)
     try:
-        ctx.probes.tunnel(ctx.proxy, ctx.controller_address, port)
+        ctx.connect_with(ctx.controller_address, ctx.https_port, 10.0).close()
     except ProxyError as exc:
-        return fail(name, "cannot reach the controller's %s port %s:%s through the proxy: %s"
-                    % (what, ctx.controller_address, port, exc.message), exc.fix)
-    return ok(name, "%s:%s reachable through the proxy %s"
-              % (ctx.controller_address, port, ctx.proxy.shown))
+        return fail(name, "cannot reach the controller's agent gateway %s%s: %s"
+                    % (where, via, exc.message), exc.fix)
+    except (OSError, ValueError) as exc:
+        message, fix = describe_network_error(exc, ctx.controller_address, ctx.gateway_port)
+        return fail(name, "cannot reach the controller's agent gateway%s: %s" % (via, message),
+                    fix)
+    return ok(name, "%s answers%s" % (where, via))
 
 
 def check_controller(ctx):
+    if ctx.connect_with is not None and ctx.gateway_port is not None:
+        return [_check_gateway(ctx)]
     results = []
     for what, port in (("publish", ctx.publish_port), ("return", ctx.ret_port),
                        ("https", ctx.https_port)):
         name = "controller-%s-port" % what
-        if ctx.proxy is not None:
-            results.append(_check_port_through_proxy(ctx, name, what, port))
-        elif ctx.probes.tcp_connect(ctx.controller_address, port):
+        if ctx.probes.tcp_connect(ctx.controller_address, port):
             results.append(ok(name, "%s:%s reachable" % (ctx.controller_address, port)))
         else:
             results.append(fail(name, "cannot connect to the controller's %s port %s:%s"
@@ -155,7 +178,7 @@ def _against_controller(ctx):
     where = "%s:%s" % (ctx.controller_address, ctx.https_port)
     try:
         reading = ctx.probes.controller_clock(ctx.controller_address, ctx.https_port,
-                                              ctx.ca_cert_pem, ctx.proxy)
+                                              ctx.ca_cert_pem, ctx.connect_with)
     except (OSError, ValueError, http.client.HTTPException) as exc:
         message, fix = describe_network_error(exc, ctx.controller_address, ctx.https_port)
         return fail("time-skew", "cannot read the controller's clock: " + message, fix)

@@ -80,13 +80,13 @@ def clock_context(cadata):
     return context
 
 
-def https_clock(host, port, context, timeout=10.0, proxy=None):
+def https_clock(host, port, context, timeout=10.0, connect_with=None):
     """The controller's clock from the Date header of one HTTPS answer (any path: its endpoint
     dates every answer, a 404 too). TLS is set up before the clock starts, so the round trip
     measured is one request and its answer; the answer was dated somewhere inside it, so the
     midpoint is the best guess, and Date's whole seconds add half a second either way."""
     conn = proxy_connect.HTTPSConnection(host, int(port), timeout=timeout, context=context,
-                                         proxy=proxy)
+                                         connect_with=connect_with)
     try:
         conn.connect()
         sent = time.time()
@@ -228,10 +228,6 @@ class SystemProbes:
         except OSError:
             return False
 
-    def tunnel(self, proxy, host, port, timeout=5.0):
-        """Open and close a CONNECT tunnel to host:port; raises ProxyError when refused."""
-        proxy_connect.open_connection(host, port, proxy, timeout).close()
-
     def port_in_use(self, port, protocols=("tcp", "udp")):
         for proto in protocols:
             for table in (proto, proto + "6"):
@@ -242,8 +238,8 @@ class SystemProbes:
     def ntp_offset(self, server):
         return sntp_offset(server)
 
-    def controller_clock(self, host, port, ca_cert_pem, proxy=None):
-        return https_clock(host, port, clock_context(ca_cert_pem), proxy=proxy)
+    def controller_clock(self, host, port, ca_cert_pem, connect_with=None):
+        return https_clock(host, port, clock_context(ca_cert_pem), connect_with=connect_with)
 
     def time_sync(self):
         """(state, source): whether this node's own clock is kept by NTP ("yes", "no" or

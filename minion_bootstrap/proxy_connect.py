@@ -246,30 +246,42 @@ def open_connection(host, port, proxy=None, timeout=10.0):
     return sock
 
 
-class HTTPSConnection(http.client.HTTPSConnection):
-    """http.client's HTTPS connection, opened through `proxy` when one is given."""
+def connector(proxy=None):
+    """connect(host, port, timeout) -> socket, through `proxy` (None: direct)."""
+    return functools.partial(_connect_via, proxy)
 
-    def __init__(self, host, port=None, *, proxy=None, **kwargs):
+
+def _connect_via(proxy, host, port, timeout):
+    return open_connection(host, port, proxy, timeout)
+
+
+class HTTPSConnection(http.client.HTTPSConnection):
+    """http.client's HTTPS connection whose socket comes from `connect_with` (a connector:
+    direct, through a proxy, or through the agent gateway); TLS is then set up on it as
+    usual, with the caller's context and the controller's name."""
+
+    def __init__(self, host, port=None, *, connect_with=None, **kwargs):
         super().__init__(host, port, **kwargs)
-        self.proxy = proxy
+        self.connect_with = connect_with or connector()
 
     def connect(self):
-        sock = open_connection(self.host, self.port, self.proxy, self.timeout)
+        sock = self.connect_with(self.host, self.port, self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, context, proxy):
+    def __init__(self, context, connect_with):
         super().__init__(context=context)
-        self._proxy = proxy
+        self._connect_with = connect_with
 
     def https_open(self, req):
-        return self.do_open(functools.partial(HTTPSConnection, proxy=self._proxy), req,
-                            context=self._context)
+        return self.do_open(functools.partial(HTTPSConnection, connect_with=self._connect_with),
+                            req, context=self._context)
 
 
-def opener(context, proxy=None):
-    """A urllib opener for https:// URLs through `proxy` (or direct). The environment's
-    https_proxy is not read: the credentials and -proxy say how to reach the controller."""
+def opener(context, connect_with=None):
+    """A urllib opener for https:// URLs over `connect_with` (a connector; None: direct). The
+    environment's https_proxy is not read: the credentials and -proxy say how to reach the
+    controller."""
     return urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                       _HTTPSHandler(context, proxy))
+                                       _HTTPSHandler(context, connect_with))

@@ -75,20 +75,30 @@ def open_channel(address, gateway_port, channel, node_id, context, proxy=None, t
 
 
 def pump(a, b):
-    """Relay bytes between two connected sockets until either side ends, then close both.
+    """Relay bytes between two connected sockets until both directions end, then close both.
     One thread and select(), not a thread per direction: an SSL socket must not be read and
-    written from two threads at once."""
+    written from two threads at once. A plain socket whose peer ended is half-closed and
+    drained rather than closed: closing it with bytes unread resets the connection, and the
+    answer still waiting on the other side of it is lost."""
     other = {a: b, b: a}
+    reading = [a, b]
     try:
-        while True:
-            ready = [s for s in other if isinstance(s, ssl.SSLSocket) and s.pending()]
+        while reading:
+            ready = [s for s in reading if isinstance(s, ssl.SSLSocket) and s.pending()]
             if not ready:
-                ready, _, _ = select.select(list(other), [], [])
+                ready, _, _ = select.select(reading, [], [])
             for sock in ready:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                other[sock].sendall(data)
+                data = _recv(sock)
+                if data is None:
+                    continue
+                peer = other[sock]
+                if data:
+                    peer.sendall(data)
+                    continue
+                reading.remove(sock)
+                if isinstance(peer, ssl.SSLSocket) or peer not in reading:
+                    return  # TLS cannot be half-closed: the whole relay ends
+                peer.shutdown(socket.SHUT_WR)
     except (OSError, ValueError):
         return
     finally:
@@ -97,6 +107,38 @@ def pump(a, b):
                 sock.close()
             except OSError:
                 pass
+
+
+def _recv(sock):
+    """What `sock` has (b"" at its end), or None when a readable SSL socket held only TLS
+    records with no data (a TLS 1.3 session ticket): a blocking read would then wait for data
+    that may come only once the other direction has been relayed."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return sock.recv(65536)
+    sock.settimeout(0.0)
+    try:
+        return sock.recv(65536)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    finally:
+        sock.settimeout(None)
+
+
+def https_connector(address, gateway_port, node_id, ca_cert_pem, proxy=None):
+    """A proxy_connect connector for conjurer's HTTPS through the gateway's https channel.
+    The endpoint's own TLS runs inside the gateway's, and Python cannot wrap an SSL socket
+    in another: the inner TLS gets one end of a socket pair, a thread relays the other."""
+    context = gateway_context(ca_cert_pem)
+
+    def connect(host, port, timeout):
+        upstream = open_channel(address, gateway_port, "https", node_id, context, proxy,
+                                timeout)
+        near, far = socket.socketpair()
+        threading.Thread(target=pump, args=(far, upstream), daemon=True).start()
+        near.settimeout(timeout)
+        return near
+
+    return connect
 
 
 class Backoff:

@@ -1,15 +1,20 @@
 """conjurer behind a site's HTTP proxy (tinyproxy on loopback): the cluster's proxy arrives
-in the credentials, -proxy overrides it, the controller is asked through it, and a proxy that
-will not carry the connection is a precheck failure that names it and the fix and changes
-nothing."""
+in the credentials, -proxy overrides it, the controller is asked through it and its agent
+gateway, and a proxy that will not carry the connection (or a controller without a gateway)
+is a precheck failure that names it and the fix and changes nothing."""
 
 import copy
+import json
+import subprocess
+import sys
+import threading
 import types
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kubesalt.master.endpoint import gateway
 from kubesalt.master.inventory import clusters
 from kubesalt.master.inventory.store import Store
 from kubesalt.minion_bootstrap import cli, prechecks, proxy_connect
@@ -31,30 +36,53 @@ def proxy(tmp_path):
     started.stop()
 
 
-def _via(issued, ctl, proxy_url):
-    """The credentials of a node that reaches the loopback controller through `proxy_url`:
-    every controller port is the endpoint's, so each CONNECT the prechecks make can land."""
+class Gate:
+    """The controller's agent gateway in front of the loopback endpoint."""
+
+    def __init__(self, issued, ctl, directory):
+        cert, key = issued.ca.issue_server_cert([], ["127.0.0.1"], 10)
+        (directory / "g.crt").write_text(cert)
+        (directory / "g.key").write_text(key)
+        self.server = gateway.Gateway(("127.0.0.1", 0), directory / "g.crt", directory / "g.key",
+                                      {"https": ("127.0.0.1", ctl.port)})
+        self.port = self.server.address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _via(issued, ctl, proxy_url, gate_port):
+    """The credentials of a node that reaches the loopback controller through `proxy_url`,
+    and so through the agent gateway at `gate_port` (0: the controller has none)."""
     creds = copy.copy(issued.creds)
-    creds.controller = dict(issued.creds.controller, address="127.0.0.1",
-                            publish_port=ctl.port, ret_port=ctl.port, https_port=ctl.port)
+    creds.controller = dict(issued.creds.controller, address="127.0.0.1", https_port=ctl.port,
+                            **({"gateway_port": gate_port} if gate_port else {}))
     creds.route = proxy_connect.Proxy(proxy_url)
+    cli.choose_path(_args(), creds, NODE)
     return creds
 
 
-def test_the_controller_is_asked_through_the_proxy(issued, controller, proxy):
-    answer, refused = cli.ask_controller(_via(issued, controller, proxy.url), NODE,
-                                         types.SimpleNamespace(held_public_key=lambda: None))
-    assert (answer, refused) == ({"ok": True, "cluster": "edge1"}, None)
-    assert f"CONNECT 127.0.0.1:{controller.port}" in proxy.log.read_text()
+def test_the_controller_is_asked_through_the_proxy_and_its_gateway(issued, controller, proxy,
+                                                                    tmp_path):
+    gate = Gate(issued, controller, tmp_path)
+    try:
+        answer, refused = cli.ask_controller(
+            _via(issued, controller, proxy.url, gate.port), NODE,
+            types.SimpleNamespace(held_public_key=lambda: None))
+    finally:
+        gate.server.close()
+    assert (answer, refused) == ({"ok": True, "cluster": "edge1"}, None), refused
+    assert f"CONNECT 127.0.0.1:{gate.port}" in proxy.log.read_text()
+    assert len(controller.checked) == 1
 
 
 @pytest.mark.parametrize("how,words", [
     ("no credentials", "asks for credentials (HTTP 407"),
     ("port refused", "refuses CONNECT to 127.0.0.1:{port} (HTTP 403"),
+    ("no gateway", ""),
 ])
 def test_a_proxy_that_will_not_connect_fails_the_prechecks_and_changes_nothing(
         issued, node_root, capsys, monkeypatch, tmp_path, how, words):
     ctl = Controller(issued.ca, tmp_path)
+    gate = Gate(issued, ctl, tmp_path)
     (tmp_path / "p").mkdir()
     site = TinyProxy(tmp_path / "p", auth=("alice", SECRET),
                      connect_ports=[1] if how == "port refused" else None).start()
@@ -63,19 +91,26 @@ def test_a_proxy_that_will_not_connect_fails_the_prechecks_and_changes_nothing(
         monkeypatch.setattr(prechecks, "CHECKS", (prechecks.check_os, prechecks.check_controller))
         before = _tree(node_root)
         node_agent, ran = _recording_agent(node_root)
-        code = cli.install(_args(), _via(issued, ctl, url), NODE, node_agent)
+        creds = _via(issued, ctl, url, 0 if how == "no gateway" else gate.port)
+        code = cli.install(_args(), creds, NODE, node_agent)
     finally:
         site.stop()
+        gate.server.close()
         ctl.close()
     out, err = capsys.readouterr()
     assert code == cli.EXIT_PRECHECK, out + err
     shown = proxy_connect.redact(url)
-    assert (f"[controller-https-port] cannot reach the controller's https port "
-            f"127.0.0.1:{ctl.port} through the proxy: the proxy {shown} "
-            + words.format(port=ctl.port)) in err
-    fix = ("give -proxy http://user:password@" if how == "no credentials"
-           else "tinyproxy ConnectPort")
-    assert fix in err
+    if how == "no gateway":
+        assert (f"[controller-gateway] the controller serves no agent gateway, and this node "
+                f"reaches it through the proxy {shown}") in err
+        assert "kubesalt-controller init --gateway-port 443" in err
+    else:
+        assert (f"[controller-gateway] cannot reach the controller's agent gateway "
+                f"127.0.0.1:{gate.port} through the proxy {shown}: the proxy {shown} "
+                + words.format(port=gate.port)) in err
+        fix = ("give -proxy http://user:password@" if how == "no credentials"
+               else f"tinyproxy ConnectPort {gate.port}")
+        assert fix in err
     assert err.strip().splitlines()[-1].endswith("nothing on this node was changed")
     assert (_tree(node_root), ran) == (before, [])
     assert SECRET not in out + err
@@ -126,3 +161,44 @@ def test_a_bad_proxy_flag_is_a_usage_error_without_the_password(proxied_files):
 def test_proxy_flag_is_in_the_help():
     assert "-proxy URL" in cli.__doc__ and "-proxy direct" in cli.__doc__
     assert cli.parser().parse_args(["-proxy", "direct"]).proxy == "direct"
+
+
+# ---- the agent behind the gateway: tunnel beside the minion -----------------------------------
+
+def test_behind_the_gateway_the_agent_gets_a_tunnel_unit_beside_the_minion(tmp_path, issued):
+    from kubesalt.minion_bootstrap import agent as agent_mod
+
+    root = tmp_path / "node"
+    (root / "run/systemd/system").mkdir(parents=True)
+    ran = []
+    node_agent = agent_mod.Agent(root=str(root), run=lambda argv, **kw: ran.append(argv) or
+                                 types.SimpleNamespace(returncode=0, stdout="", stderr=""))
+    creds = copy.copy(issued.creds)
+    creds.controller = dict(issued.creds.controller, gateway_port=443)
+    creds.route = proxy_connect.Proxy(f"http://alice:{SECRET}@proxy.site:3128")
+    cli.choose_path(_args(), creds, NODE)
+    node_agent.configure(NODE.name, "edge1", creds.controller, cli._tunnel_config(creds, NODE))
+    node_agent.start(timeout=1)
+
+    minion = json.loads((root / "opt/kubesalt/salt/etc/salt/minion.d/kubesalt.conf").read_text())
+    assert (minion["master"], minion["publish_port"], minion["master_port"]) == \
+        ("127.0.0.1", 45505, 45506)
+    assert minion["master_finger"] == creds.controller["master_finger"]
+    config = root / "opt/kubesalt/tunnel.json"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert json.loads(config.read_text())["proxy"] == creds.route.url
+    minion_unit = (root / "etc/systemd/system/kubesalt-minion.service").read_text()
+    assert "Requires=kubesalt-tunnel.service\nAfter=kubesalt-tunnel.service" in minion_unit
+    tunnel_unit = (root / "etc/systemd/system/kubesalt-tunnel.service").read_text()
+    assert "Before=kubesalt-minion.service" in tunnel_unit
+    assert ["systemctl", "restart", "kubesalt-tunnel.service"] in ran
+    assert ran.index(["systemctl", "restart", "kubesalt-tunnel.service"]) < \
+        ran.index(["systemctl", "restart", "kubesalt-minion.service"])
+    # The copied tunnel runs on its own, from its directory, as the unit starts it.
+    proc = subprocess.run([sys.executable, "-m", "kubesalt_tunnel.tunnel", "--help"],
+                          cwd=root / "opt/kubesalt/tunnel", capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0 and "--config" in proc.stdout
+
+    node_agent.configure(NODE.name, "edge1", creds.controller, None)  # a rerun, direct
+    assert not config.exists() and not (root / "opt/kubesalt/tunnel").exists()

@@ -52,7 +52,7 @@ class FakeProbes:
             raise self.answers["offset"]
         return self.answers["offset"]
 
-    def controller_clock(self, host, port, ca_cert_pem, proxy=None):
+    def controller_clock(self, host, port, ca_cert_pem, connect_with=None):
         self.asked.append(("controller", f"{host}:{port}"))
         if isinstance(self.answers["clock"], Exception):
             raise self.answers["clock"]

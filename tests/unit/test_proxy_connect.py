@@ -205,6 +205,12 @@ class TlsServer:
                 return
             try:
                 with self.context.wrap_socket(conn, server_side=True) as tls:
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        chunk = tls.recv(1024)
+                        if not chunk:
+                            break
+                        request += chunk
                     tls.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
                                 b"Date: Sat, 28 Nov 2026 06:00:00 GMT\r\nConnection: close"
                                 b"\r\n\r\n")
@@ -221,7 +227,7 @@ def test_controller_tls_through_the_proxy(proxy_factory, tmp_path):
     try:
         proxy = proxy_connect.Proxy(proxy_factory(auth=("alice", SECRET)).url)
         reading = probes.https_clock("127.0.0.1", server.port, probes.clock_context(ca.cert_pem),
-                                     proxy=proxy)
+                                     connect_with=proxy_connect.connector(proxy))
         assert reading.reference > 0
     finally:
         server.close()
@@ -237,7 +243,8 @@ def test_the_proxy_root_ca_never_vouches_for_the_controller(proxy_factory, tmp_p
         proxy = proxy_connect.Proxy(proxy_factory().url, root_ca=interceptor_ca.cert_pem)
         with pytest.raises(ssl.SSLCertVerificationError) as caught:
             probes.https_clock("127.0.0.1", impostor.port,
-                               probes.clock_context(controller_ca.cert_pem), proxy=proxy)
+                               probes.clock_context(controller_ca.cert_pem),
+                               connect_with=proxy_connect.connector(proxy))
         message, fix = probes.describe_network_error(caught.value, "127.0.0.1", impostor.port)
         assert "does not match the controller CA" in message and "intercepts TLS" in fix
     finally:
