@@ -133,3 +133,21 @@ def test_backoff_doubles_up_to_its_cap():
         delays.append(backoff.delay())
         backoff.failures += 1
     assert delays == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_init_gateway_port_turns_the_engine_on_and_off(tmp_path):
+    from kubesalt.master import cli as controller_cli
+    from kubesalt.master.controller import config
+    from kubesalt.master.layout import Layout
+
+    layout = Layout.for_root(tmp_path)
+    engines = [next(iter(e)) for e in config.kubesalt_config(
+        layout, config.settings_for(layout, gateway_port=443))["engines"]]
+    assert "kubesalt_gateway" in engines
+    engines = [next(iter(e)) for e in config.kubesalt_config(
+        layout, config.settings_for(layout))["engines"]]
+    assert "kubesalt_gateway" not in engines
+    args = controller_cli.parser().parse_args(["init", "--gateway-port", "443"])
+    assert args.gateway_port == 443
+    with pytest.raises(SystemExit):
+        controller_cli.parser().parse_args(["init", "--gateway-port", "https"])
