@@ -69,15 +69,15 @@ class BusWatch:
         with self._changed:
             return dict(self._seen[milestone])
 
-    def wait_for(self, milestone, node_ids, timeout, give_up=None):
-        """Wait until every node of `node_ids` reached `milestone`, at most `timeout` seconds,
-        or until `give_up()` says something (checked each second); returns the ids that did
-        not."""
+    def wait_any(self, milestone, node_ids, timeout, give_up=None):
+        """Wait until a node of `node_ids` has reached `milestone`, at most `timeout` seconds
+        or until `give_up()` says something (checked each second); returns those that have
+        (none on a timeout)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                missing = set(node_ids) - set(self._seen[milestone])
+                reached = set(node_ids) & set(self._seen[milestone])
                 left = deadline - time.monotonic()
-                if not missing or left <= 0 or (give_up and give_up()):
-                    return missing
+                if reached or left <= 0 or (give_up and give_up()):
+                    return reached
                 self._changed.wait(timeout=min(1.0, left))

@@ -6,14 +6,15 @@ endpoint and kubesalt's engines, salt-api), and what that costs it.
 No lab and no nspawn: the controller and the minions run on this machine's loopback, as the
 integration tests run them.
 
-    .venv/bin/python -m bench.controller_scale [--nodes 200] [--wave 25]
+    .venv/bin/python -m bench.controller_scale [--nodes 200] [--window 20]
 
 Phases, each measured on its own:
 1. `salt-run node.list` with no nodes.
 2. Enrollment: every node's installer check and signed enrollment, `--concurrency` at a time;
    nodes APPROVED per minute (auto-approve answers APPROVED when the key is stored).
-3. Onboarding, `--wave` nodes at a time: their minions start, connect and are probed by the
-   controller (the reactor's node.probe: modules synced, facts cached); nodes ready per minute.
+3. Onboarding, at most `--window` nodes starting at once: their minions start, connect and are
+   probed by the controller (the reactor's node.probe: modules synced, facts cached); nodes
+   onboarded per minute.
 4. `--idle` seconds of the fleet connected and idle (the health engine pings every node each
    15 s): the controller's steady CPU.
 5. A test.ping round trip to all nodes (`--pings` times, in-process LocalClient against the
@@ -48,7 +49,7 @@ from kubesalt.master.layout import Layout
 from tests.integration.controller import BIN, _env, running
 
 CLUSTER = "scale"
-WAVE_TIMEOUT = 900
+NODE_TIMEOUT = 600
 PING_TIMEOUT = 120
 
 
@@ -126,27 +127,33 @@ def enroll(fleet, node_ids, concurrency):
             "request_s_median": round(statistics.median(s for _, s in answers.values()), 3)}
 
 
-def onboard(fleet, watch, node_ids, wave, daemons):
-    """Phase 3: start the minions `wave` at a time, each wave once the one before is probed.
-    Returns the results part, with the daemons' usage after each wave (how it grows)."""
+def onboard(fleet, watch, node_ids, window, daemons):
+    """Phase 3: start the minions, at most `window` of them starting at once (started and not
+    yet probed); a node not probed within NODE_TIMEOUT gives its place up and is reported.
+    Returns the results part, with the daemons' usage after every `window` nodes probed (how
+    it grows)."""
     started = time.monotonic()
-    stuck, waves, growth = set(), [], []
-    for first in range(0, len(node_ids), wave):
-        ids = node_ids[first:first + wave]
-        wave_started = time.monotonic()
-        fleet.start(ids)
-        missing = watch.wait_for("probed", ids, WAVE_TIMEOUT, give_up=fleet.exited)
+    waiting, in_flight, stuck, growth = list(node_ids), set(), set(), []
+    while waiting or in_flight:
+        batch, waiting = waiting[:window - len(in_flight)], waiting[window - len(in_flight):]
+        fleet.start(batch)
+        in_flight |= set(batch)
+        in_flight -= watch.wait_any("probed", in_flight, NODE_TIMEOUT, give_up=fleet.exited)
         if fleet.exited():
             raise RuntimeError(f"minions exited: {fleet.exited()}")
-        stuck |= missing
-        waves.append(round(time.monotonic() - wave_started, 1))
-        growth.append({"nodes": first + len(ids), **daemons.sample()})
-        say(f"{first + len(ids)}/{len(node_ids)} minions started, "
-            f"{len(watch.times('probed'))} probed, {time.monotonic() - started:.0f} s")
+        late = {node for node in in_flight
+                if time.monotonic() - fleet.started_at[node] > NODE_TIMEOUT}
+        stuck, in_flight = stuck | late, in_flight - late
+        probed = len(watch.times("probed"))
+        if probed - (growth[-1]["nodes"] if growth else 0) >= window or \
+                not (waiting or in_flight):
+            growth.append({"nodes": probed, **daemons.sample()})
+            say(f"{len(fleet.minions)}/{len(node_ids)} minions started, {probed} probed, "
+                f"{time.monotonic() - started:.0f} s")
     probed, connected = watch.times("probed"), watch.times("started")
     last = max(probed.values(), default=started)
     return {"connected": len(connected), "probed": len(probed), "not_probed": sorted(stuck),
-            "seconds": round(last - started, 1), "waves_s": waves,
+            "seconds": round(last - started, 1),
             "start_to_connected_s_median": _median_gap(fleet.started_at, connected),
             "connected_to_probed_s_median": _median_gap(connected, probed),
             "probe_failures": watch.probe_failures[:10], "growth": growth}
@@ -168,7 +175,7 @@ def measure(ctl, base, options):
     ctl.run_ok("cluster.create", CLUSTER, "auto_approve=True")
     creds = base / "creds"
     ctl.run_ok("cluster.installer", CLUSTER, f"dest={creds}")
-    result = {"nodes": options.nodes, "wave": options.wave}
+    result = {"nodes": options.nodes, "window": options.window}
     result["node_list_0"] = timed_node_list(ctl, options.list_runs)
     fleet = LoopbackFleet(base / "n", CLUSTER,
                           (creds / f"{CLUSTER}.pem").read_text(),
@@ -185,8 +192,8 @@ def measure(ctl, base, options):
             result["approved_per_min"] = round(
                 result["enroll"]["approved"] * 60 / max(result["enroll"]["seconds"], 0.01), 1)
             usage["enrolled"] = daemons.sample()
-            say(f"onboarding in waves of {options.wave}")
-            result["onboard"] = onboard(fleet, watch, node_ids, options.wave, daemons)
+            say(f"onboarding, {options.window} minions starting at once")
+            result["onboard"] = onboard(fleet, watch, node_ids, options.window, daemons)
             result["ready_per_min"] = round(
                 result["onboard"]["probed"] * 60 / max(result["onboard"]["seconds"], 0.01), 1)
             usage["onboarded"] = daemons.sample()
@@ -209,7 +216,7 @@ def measure(ctl, base, options):
 
 def costs(usage, growth, options):
     """The controller's daemons' CPU and memory by phase, and per 100 nodes: over the whole
-    run, and at the margin (from the first wave's end to the last's: what one more node
+    run, and at the margin (from the first sample of the growth to the last: what one more node
     adds once the one-time costs, the first runner and reactor warm-up, are paid)."""
     found = {}
     for daemon in ("salt-master", "salt-api"):
@@ -240,7 +247,7 @@ def costs(usage, growth, options):
 
 
 SUMMARY = """\
-controller scale, {nodes} nodes on loopback (waves of {wave})
+controller scale, {nodes} nodes on loopback ({window} starting at once)
   enrollment: {enroll[approved]} APPROVED in {enroll[seconds]} s = {approved_per_min}/min \
 (median request {enroll[request_s_median]} s)
   onboarding: {onboard[connected]} connected, {onboard[probed]} probed in \
@@ -271,8 +278,8 @@ def summary(result):
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=200)
-    parser.add_argument("--wave", type=int, default=25,
-                        help="minions started at once (default 25)")
+    parser.add_argument("--window", type=int, default=20,
+                        help="minions starting at once: started, not yet probed (default 20)")
     parser.add_argument("--concurrency", type=int, default=16,
                         help="enrollments in flight at once (default 16; the endpoint "
                              "holds 32 connections per client address)")
@@ -281,7 +288,7 @@ def parse(argv):
     parser.add_argument("--pings", type=int, default=3)
     parser.add_argument("--list-runs", type=int, default=3)
     options = parser.parse_args(argv)
-    for name in ("nodes", "wave", "concurrency", "pings", "list_runs"):
+    for name in ("nodes", "window", "concurrency", "pings", "list_runs"):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if options.idle < 0:
