@@ -128,35 +128,43 @@ def enroll(fleet, node_ids, concurrency):
 
 
 def onboard(fleet, watch, node_ids, window, daemons):
-    """Phase 3: start the minions, at most `window` of them starting at once (started and not
-    yet probed); a node not probed within NODE_TIMEOUT gives its place up and is reported.
-    Returns the results part, with the daemons' usage after every `window` nodes probed (how
-    it grows)."""
+    """Phase 3: start the minions, at most `window` of them starting at once (started, and
+    neither probed nor failed to be); a node not probed within NODE_TIMEOUT gives its place
+    up and is reported. Returns the results part, with the daemons' usage after every
+    `window` nodes settled (how it grows)."""
     started = time.monotonic()
     waiting, in_flight, stuck, growth = list(node_ids), set(), set(), []
+    settled = ("probed", "probe_failed")
     while waiting or in_flight:
-        batch, waiting = waiting[:window - len(in_flight)], waiting[window - len(in_flight):]
+        room = window - len(in_flight)
+        batch, waiting = waiting[:room], waiting[room:]
         fleet.start(batch)
         in_flight |= set(batch)
-        in_flight -= watch.wait_any("probed", in_flight, NODE_TIMEOUT, give_up=fleet.exited)
+        oldest = min(fleet.started_at[node] for node in in_flight)
+        in_flight -= watch.wait_any(settled, in_flight,
+                                    oldest + NODE_TIMEOUT - time.monotonic(),
+                                    give_up=fleet.exited)
         if fleet.exited():
             raise RuntimeError(f"minions exited: {fleet.exited()}")
         late = {node for node in in_flight
-                if time.monotonic() - fleet.started_at[node] > NODE_TIMEOUT}
+                if time.monotonic() - fleet.started_at[node] >= NODE_TIMEOUT}
         stuck, in_flight = stuck | late, in_flight - late
-        probed = len(watch.times("probed"))
-        if probed - (growth[-1]["nodes"] if growth else 0) >= window or \
+        done = len(node_ids) - len(waiting) - len(in_flight)
+        if done - (growth[-1]["nodes"] if growth else 0) >= window or \
                 not (waiting or in_flight):
-            growth.append({"nodes": probed, **daemons.sample()})
-            say(f"{len(fleet.minions)}/{len(node_ids)} minions started, {probed} probed, "
+            growth.append({"nodes": done, **daemons.sample()})
+            say(f"{len(fleet.minions)}/{len(node_ids)} minions started, "
+                f"{len(watch.times('probed'))} probed, "
+                f"{len(watch.probe_failures)} failed to be, {len(stuck)} silent, "
                 f"{time.monotonic() - started:.0f} s")
     probed, connected = watch.times("probed"), watch.times("started")
     last = max(probed.values(), default=started)
     return {"connected": len(connected), "probed": len(probed), "not_probed": sorted(stuck),
+            "probe_failed": dict(sorted(watch.probe_failures.items())),
             "seconds": round(last - started, 1),
             "start_to_connected_s_median": _median_gap(fleet.started_at, connected),
             "connected_to_probed_s_median": _median_gap(connected, probed),
-            "probe_failures": watch.probe_failures[:10], "growth": growth}
+            "growth": growth}
 
 
 def _median_gap(earlier, later):
@@ -250,7 +258,8 @@ SUMMARY = """\
 controller scale, {nodes} nodes on loopback ({window} starting at once)
   enrollment: {enroll[approved]} APPROVED in {enroll[seconds]} s = {approved_per_min}/min \
 (median request {enroll[request_s_median]} s)
-  onboarding: {onboard[connected]} connected, {onboard[probed]} probed in \
+  onboarding: {onboard[connected]} connected, {onboard[probed]} probed \
+({failed} probes failed, {silent} nodes silent) in \
 {onboard[seconds]} s = {ready_per_min}/min (median per node: start to connected \
 {onboard[start_to_connected_s_median]} s, connected to probed \
 {onboard[connected_to_probed_s_median]} s)
@@ -269,7 +278,8 @@ PSS {pss_mb_0} -> {pss_mb_n} MB ({pss_mb_per_100_nodes} per 100 nodes, at the ma
 
 
 def summary(result):
-    lines = [SUMMARY.format(**result)]
+    lines = [SUMMARY.format(failed=len(result["onboard"]["probe_failed"]),
+                            silent=len(result["onboard"]["not_probed"]), **result)]
     lines += [DAEMON_LINE.format(name=name, **figures)
               for name, figures in result["controller"].items()]
     return "\n".join(lines)
@@ -307,7 +317,7 @@ def main(argv=None):
         with running("kscale-ctl-") as ctl:
             result = measure(ctl, base, options)
     except (KeyboardInterrupt, Interrupted) as exc:
-        say(f"interrupted ({exc or 'Ctrl-C'}); everything it started is stopped")
+        say(f"interrupted ({str(exc) or 'Ctrl-C'}); everything it started is stopped")
         return 130
     finally:
         shutil.rmtree(base, ignore_errors=True)
