@@ -28,6 +28,7 @@ is ended at the end, on failure and on Ctrl-C.
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -173,6 +174,11 @@ def _median_gap(earlier, later):
     return round(statistics.median(gaps), 2) if gaps else None
 
 
+def _files_under(directory):
+    """Files in Salt's job cache: every job's returns, one file per node, kept 24 hours."""
+    return sum(len(files) for _, _, files in os.walk(directory))
+
+
 def per_100(value, nodes):
     return round(value * 100 / nodes, 2)
 
@@ -208,6 +214,7 @@ def measure(ctl, base, options):
         say(f"{options.idle} s idle")
         time.sleep(options.idle)  # a measurement window, not a synchronisation
         usage["idle"] = daemons.sample()
+        result["job_cache_files"] = _files_under(layout.master_cachedir / "jobs")
         minions = process_usage.usage(fleet.pids())
         result["minions"] = dict(minions, pss_mb_each=round(minions["pss_mb"] / options.nodes, 1),
                                  cpu_s_each=round(minions["cpu_s"] / options.nodes, 2))
@@ -266,6 +273,7 @@ controller scale, {nodes} nodes on loopback ({window} starting at once)
   test.ping to all: median {ping[median_s]} s ({ping[runs_s]}), answered {ping[answered]}
   salt-run node.list: {node_list_0[median_s]} s with 0 nodes, {node_list_n[median_s]} s \
 with {node_list_n[rows]} rows
+  Salt's job cache after the idle time: {job_cache_files} files
   minions: {minions[processes]} processes, {minions[pss_mb_each]} MB PSS and \
 {minions[cpu_s_each]} CPU-s each"""
 
