@@ -3,7 +3,9 @@ KUBESALT_STANDIN_ROOT re-roots every path into, and each API server listens on i
 127.x.y.z loopback address, so nothing outside the test's temporary directory or loopback is
 touched."""
 
+import base64
 import hashlib
+import http.client
 import importlib.machinery
 import importlib.util
 import json
@@ -13,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import struct
 import subprocess
@@ -25,6 +28,7 @@ import pytest
 import yaml
 
 from kubesalt.master.trust import cluster_secrets
+from tests import etcd_loopback
 from tests.labkit import artifacts
 
 BIN = Path(__file__).resolve().parents[1] / "labkit" / "bin"
@@ -32,8 +36,13 @@ STANDIN_VERSION = re.search(r'^STANDIN_VERSION = "(v[^"]+)"', (BIN / "kubeadm").
                             re.M).group(1)
 TOKEN = "abcdef.0123456789abcdef"
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
-                                reason="the stand-ins make certificates with the openssl CLI")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("openssl") is None,
+                       reason="the stand-ins make certificates with the openssl CLI"),
+    pytest.mark.skipif(etcd_loopback.binary() is None,
+                       reason="the API server stand-in keeps its objects in a real etcd: build "
+                              "the lab's etcd layer (python -m tests.labkit prepare) or install "
+                              "etcd-server")]
 
 
 def wait_until(what, predicate, timeout=15.0):
@@ -57,6 +66,49 @@ def free_port(host):
 def subnet():
     """A /24 of loopback addresses of our own, so parallel runs do not collide."""
     return f"127.{random.randrange(100, 250)}.{random.randrange(1, 250)}"
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory, subnet):
+    """The cluster's etcd: a real member, TLS with client certificates, as kubesalt's etcd
+    state runs it."""
+    member = etcd_loopback.Etcd(tmp_path_factory.mktemp("etcd"), f"{subnet}.2").start()
+    yield member
+    member.stop()
+
+
+def external_etcd(node, etcd):
+    """The API server's etcd client files on `node`, and the ClusterConfiguration naming them."""
+    for name, source in (("ca.crt", etcd.ca), ("apiserver-etcd-client.crt", etcd.cert),
+                         ("apiserver-etcd-client.key", etcd.key)):
+        node.write(f"/etc/kubernetes/pki/etcd/{name}", Path(source).read_text())
+    return f"""\
+etcd:
+  external:
+    endpoints:
+    - {etcd.endpoint}
+    caFile: /etc/kubernetes/pki/etcd/ca.crt
+    certFile: /etc/kubernetes/pki/etcd/apiserver-etcd-client.crt
+    keyFile: /etc/kubernetes/pki/etcd/apiserver-etcd-client.key
+"""
+
+
+def etcd_get(etcd, key, range_end=None):
+    """[(key, object, mod_revision)] straight from etcd's JSON gateway."""
+    context = ssl.create_default_context(cafile=etcd.ca)
+    context.load_cert_chain(etcd.cert, etcd.key)
+    connection = http.client.HTTPSConnection(etcd.address, etcd.port, timeout=5,
+                                             context=context)
+    body = {"key": base64.b64encode(key.encode()).decode()}
+    if range_end:
+        body["range_end"] = base64.b64encode(range_end.encode()).decode()
+    try:
+        connection.request("POST", "/v3/kv/range", body=json.dumps(body))
+        answer = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    return [(base64.b64decode(kv["key"]).decode(), json.loads(base64.b64decode(kv["value"])),
+             int(kv["mod_revision"])) for kv in answer.get("kvs") or []]
 
 
 def load_tool(name):
@@ -160,7 +212,7 @@ def join_command(init_output, control_plane=False):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, subnet):
+def cluster(tmp_path_factory, subnet, etcd):
     """A first master whose CA was made beforehand (as the controller does), with external
     etcd client files in place, and a joined worker; both kubelets running."""
     base = tmp_path_factory.mktemp("standins")
@@ -177,17 +229,7 @@ def cluster(tmp_path_factory, subnet):
                               "/CN=kubernetes", "-days", "30"], capture_output=True, text=True,
                              check=True).stdout
     master.write("/etc/kubernetes/pki/ca.crt", ca_cert)
-    for name in ("ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"):
-        master.write(f"/etc/kubernetes/pki/etcd/{name}", f"etcd client file {name}\n")
-    config = init_config(master, port, """\
-etcd:
-  external:
-    endpoints:
-    - https://10.77.0.11:2379
-    caFile: /etc/kubernetes/pki/etcd/ca.crt
-    certFile: /etc/kubernetes/pki/etcd/apiserver-etcd-client.crt
-    keyFile: /etc/kubernetes/pki/etcd/apiserver-etcd-client.key
-""")
+    config = init_config(master, port, external_etcd(master, etcd))
     output = kubeadm_init(master, config, "--upload-certs")
     command = join_command(output)
     worker_config = worker.write("/etc/kubernetes/join.yaml", f"""\
@@ -205,7 +247,7 @@ nodeRegistration:
 """)
     state = {"master": master, "worker": worker, "init_output": output, "join": command,
              "ca_cert": ca_cert, "port": port, "worker_config": worker_config,
-             "subnet": subnet, "base": base}
+             "subnet": subnet, "base": base, "etcd": etcd}
     yield state
     for node in (master, worker):
         node.stop_kubelet()
@@ -245,7 +287,7 @@ def test_init_writes_what_kubeadm_writes_and_keeps_the_existing_ca(cluster):
         "kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"]
     apiserver = yaml.safe_load((manifests / "kube-apiserver.yaml").read_text())
     command = apiserver["spec"]["containers"][0]["command"]
-    assert "--etcd-servers=https://10.77.0.11:2379" in command
+    assert f"--etcd-servers={cluster['etcd'].endpoint}" in command
     assert "--etcd-certfile=/etc/kubernetes/pki/etcd/apiserver-etcd-client.crt" in command
     assert apiserver["spec"]["containers"][0]["image"].endswith(":" + STANDIN_VERSION)
     kubelet = yaml.safe_load(master.path("/var/lib/kubelet/config.yaml").read_text())
@@ -525,11 +567,14 @@ def build_standin(directory, version):
     return directory
 
 
-def test_upgrade_one_minor_at_a_time(tmp_path, subnet):
+def test_upgrade_one_minor_at_a_time(tmp_path, subnet, etcd):
     major, minor, _ = (int(p) for p in STANDIN_VERSION[1:].split("."))
     node = Node(tmp_path / "node", f"{subnet}.40", "node1")
+    # A cluster of its own in the shared etcd: kube-apiserver's --etcd-prefix.
+    own_prefix = "apiServer:\n  extraArgs:\n    etcd-prefix: /upgrade-test\n"
     try:
-        kubeadm_init(node, init_config(node, free_port(node.address)),
+        kubeadm_init(node, init_config(node, free_port(node.address),
+                                       external_etcd(node, etcd) + own_prefix),
                      "--skip-phases=addon/coredns")
         too_far = build_standin(tmp_path / "far", f"v{major}.{minor + 2}.0") / "kubeadm"
         refused = node.run("kubeadm", "upgrade", "apply", f"v{major}.{minor + 2}.0", "-y",
