@@ -399,15 +399,47 @@ def test_control_plane_join_downloads_the_certificates(joined, tmp_path):
         assert node.path("/etc/kubernetes/pki/ca.key").read_text() == \
             master.path("/etc/kubernetes/pki/ca.key").read_text()
         assert node.path("/etc/kubernetes/pki/etcd/apiserver-etcd-client.key").exists()
-        # node3's own API server answers from the first master's store.
+        # node3's own API server reads the same etcd.
         local = node.kubectl("--kubeconfig", "/etc/kubernetes/super-admin.conf", "get", "nodes",
                              "-o", "name").stdout.split()
         assert local == ["node/node1", "node/node2", "node/node3"]
         node.kubectl("--kubeconfig", "/etc/kubernetes/super-admin.conf", "wait",
                      "--for=condition=Ready", "node/node3", "--timeout=15s")
+        the_first_master_can_go(master, node)
     finally:
         node.stop_kubelet()
         master.kubectl("delete", "node", "node3")
+
+
+def controller_holder(node, kubeconfig):
+    lease = json.loads(node.kubectl("--kubeconfig", kubeconfig, "get", "lease",
+                                    "kube-controller-manager", "-n", "kube-system", "-o",
+                                    "json").stdout)
+    return lease["spec"]["holderIdentity"]
+
+
+def the_first_master_can_go(master, other):
+    """With the first master's API server stopped, another master's still has every object,
+    and the controllers move to it: a Deployment applied there gets its pods."""
+    local = "/etc/kubernetes/super-admin.conf"
+    leader = controller_holder(master, "/etc/kubernetes/admin.conf")
+    master.stop_kubelet()
+    try:
+        assert "node/node2" in other.kubectl("--kubeconfig", local, "get", "nodes", "-o",
+                                             "name").stdout.split()
+        other.write("/srv/moved.yaml", WORKLOADS.split("---\n")[1].replace(
+            "name: web", "name: moved").replace("namespace: demo", "namespace: default")
+            .replace("replicas: 3", "replicas: 2"))
+        other.kubectl("--kubeconfig", local, "apply", "-f", "/srv/moved.yaml")
+        pods = other.kubectl("--kubeconfig", local, "get", "pods", "-n", "default", "-o",
+                             "name").stdout.split()
+        assert len([p for p in pods if p.startswith("pod/moved-")]) == 2, pods
+        assert controller_holder(other, local) not in ("", leader)
+        other.kubectl("--kubeconfig", local, "delete", "deployment", "moved", "-n", "default")
+    finally:
+        master.start_kubelet()
+        wait_until("the first master's API server", lambda: master.kubectl(
+            "get", "nodes", check=False).returncode == 0)
 
 
 # -- kubectl ------------------------------------------------------------------------------------
@@ -470,6 +502,27 @@ def test_apply_creates_pods_that_become_ready(joined):
     assert sorted(names.split()) == sorted(p["metadata"]["name"] for p in pods)
     wide = master.kubectl("get", "pods", "-A", "-o", "wide").stdout
     assert re.search(r"kube-system\s+kube-apiserver-node1\s+1/1\s+Running", wide)
+
+
+def test_objects_are_etcd_keys_and_updates_compare_and_swap(joined):
+    master, etcd = joined["master"], joined["etcd"]
+    master.write("/srv/cas.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cas\n"
+                 "  namespace: default\ndata:\n  a: '1'\n")
+    master.kubectl("apply", "-f", "/srv/cas.yaml")
+    [(_, stored, revision)] = etcd_get(etcd, "/registry/configmaps/default/cas")
+    assert stored["data"] == {"a": "1"} and "resourceVersion" not in stored["metadata"]
+    read = json.loads(master.kubectl("get", "configmap", "cas", "-o", "json").stdout)
+    assert read["metadata"]["resourceVersion"] == str(revision)
+    assert [key for key, _, _ in etcd_get(etcd, "/registry/nodes/node1")] == \
+        ["/registry/nodes/node1"]
+    master.kubectl("patch", "configmap", "cas", "--type=merge", "-p", '{"data": {"a": "2"}}')
+    stale = master.kubectl("patch", "configmap", "cas", "--type=merge", "-p", json.dumps(
+        {"metadata": {"resourceVersion": str(revision)}, "data": {"a": "3"}}), check=False)
+    assert stale.returncode != 0 and "the object has been modified" in stale.stderr
+    [(_, stored, newer)] = etcd_get(etcd, "/registry/configmaps/default/cas")
+    assert stored["data"] == {"a": "2"} and newer > revision
+    master.kubectl("delete", "configmap", "cas")
+    assert etcd_get(etcd, "/registry/configmaps/default/cas") == []
 
 
 def test_taint_keeps_pods_pending_until_untainted(joined):
