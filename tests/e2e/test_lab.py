@@ -85,8 +85,9 @@ def test_units_survive_and_stay_in_their_node(lab):
 def test_ntp_server_answers_and_can_skew(lab):
     node = lab.nodes[0]
     code = ("import sys; sys.path.insert(0, '/tmp/kp');"
-            "from probes import sntp_offset; print(sntp_offset(sys.argv[1]))")
-    node.push(probes.__file__, "/tmp/kp/probes.py")
+            "from minion_bootstrap.probes import sntp_offset; print(sntp_offset(sys.argv[1]))")
+    # the package whole: its modules import each other relatively, as conjurer's zipapp has them
+    node.push(os.path.dirname(probes.__file__), "/tmp/kp/minion_bootstrap")
     offset = float(node.run(["python3", "-c", code, lab.ntp_server_address],
                             check=True).stdout)
     assert abs(offset) < 2
