@@ -153,9 +153,8 @@ def test_installed_controller_provisions_to_ready_and_resumes_after_a_stop(produ
 
 
 def _daemons_running(ctl):
-    code, status = ctl.ctl("status")
-    assert code == 0, status
-    return status["running"] and status["api_running"]
+    code, status = ctl.ctl("status")  # exits 3 while salt-master is not running
+    return code == 0 and status["running"] and status["api_running"]
 
 
 def test_power_cut_of_the_controller_mid_provision_is_resumed_to_ready(production):
