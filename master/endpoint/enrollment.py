@@ -19,6 +19,7 @@ retries and reruns are new requests.
 
 import base64
 import hashlib
+import ipaddress
 import math
 import os
 import re
@@ -159,8 +160,22 @@ def _held_key(request, payload):
             from None
 
 
-def enroll(store, layout, payload, address, now=None):
-    """Verify and record an enrollment. Returns the node's status after it."""
+def named_address(node_id, cluster):
+    """The address in a node's id (node-<id>-<ip with dashes>-<cluster>): the one its kernel
+    picks to reach the controller. None when the id holds no address."""
+    middle = node_id[len("node-"):-len(cluster) - 1]
+    dashed = middle.partition("-")[2]
+    try:
+        return str(ipaddress.IPv4Address(dashed.replace("-", ".")))
+    except ValueError:
+        return None
+
+
+def enroll(store, layout, payload, address, now=None, relays=()):
+    """Verify and record an enrollment. Returns the node's status after it. `address` is the
+    request's peer; `relays` the controller's own addresses, which the agent gateway relays
+    from: a request from one came from a node behind a proxy or one port, whose own address
+    is then the one its verified id names."""
     now = time.time() if now is None else now
     request, issued_at, signature, cert, minion_pub = _check_shape(payload)
     if pub_sha256(minion_pub) != request["minion_pub_sha256"]:
@@ -168,6 +183,8 @@ def enroll(store, layout, payload, address, now=None):
     _verify(store, layout, request, issued_at, signature, cert, now)
     cluster = str(request["cluster"])
     node_id = request["node_id"]
+    if address in relays:
+        address = named_address(node_id, cluster) or address
     try:
         fingerprint = keys.spki_sha256(minion_pub)
     except ValueError:

@@ -11,10 +11,10 @@ from kubesalt.master.verbs import support
 log = logging.getLogger(__name__)
 
 
-def _enroller(store, layout):
+def _enroller(store, layout, relays):
     def enroll(payload, address):
         try:
-            result = enrollment.enroll(store, layout, payload, address)
+            result = enrollment.enroll(store, layout, payload, address, relays=relays)
         except enrollment.EnrollmentRefused as exc:
             log.warning("enrollment from %s refused: %s", address, exc.reason)
             return exc.code, {"error": str(exc), "reason": exc.reason}
@@ -35,6 +35,13 @@ def _checker(store, layout):
     return check
 
 
+def _relays(interface):
+    """The addresses the agent gateway's relayed requests come from: the controller's own
+    (the gateway reaches the endpoint on its interface, or on loopback when that is a
+    wildcard)."""
+    return frozenset({interface, "127.0.0.1", "::1"})
+
+
 def start(interface, port, max_per_address=endpoint.MAX_PER_ADDRESS,
           max_connections=endpoint.MAX_CONNECTIONS):
     """The caps are engine options (`engines: [{kubesalt_endpoint: {max_per_address: N}}]`)
@@ -44,7 +51,7 @@ def start(interface, port, max_per_address=endpoint.MAX_PER_ADDRESS,
     server = endpoint.EndpointServer(
         (interface, int(port)), layout.artifacts_dir,
         layout.kubesalt_pki / "endpoint.crt", layout.kubesalt_pki / "endpoint.key",
-        enroll=_enroller(store, layout), check=_checker(store, layout),
+        enroll=_enroller(store, layout, _relays(interface)), check=_checker(store, layout),
         max_per_address=int(max_per_address), max_connections=int(max_connections))
     log.info("kubesalt endpoint listening on https://%s:%s", interface, port)
     try:

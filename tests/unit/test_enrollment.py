@@ -377,3 +377,25 @@ def test_the_held_key_must_be_the_one_signed_for(credentials, controller):
         enrollment.check(store, layout, payload)
     assert (refused.value.code, refused.value.reason) == (400, "malformed")
     assert "held_pub_sha256" in str(refused.value)
+
+
+@pytest.mark.parametrize(("peer", "recorded"), [("127.0.0.1", "10.0.0.1"),
+                                                 ("192.0.2.7", "192.0.2.7")],
+                         ids=["relayed", "direct"])
+def test_a_node_behind_the_agent_gateway_is_recorded_at_its_own_address(
+        credentials, controller, peer, recorded):
+    # Through the gateway every request comes from the controller itself; the node's own
+    # address is the one its (signed, verified) id names. A direct request keeps its peer.
+    store, layout = controller
+    enrollment.enroll(store, layout, enroll_payload(credentials), peer,
+                      relays={"127.0.0.1", "198.51.100.1"})
+    assert store.get_node(NODE_ID)["address"] == recorded
+
+
+@pytest.mark.parametrize(("node_id", "cluster", "address"), [
+    ("node-1a2b3c4d-10-77-0-11-edge1", "edge1", "10.77.0.11"),
+    ("node-1a2b3c4d-10-77-0-11-edge-1-a", "edge-1-a", "10.77.0.11"),
+    ("node-1a2b3c4d-10-77-11-edge1", "edge1", None),
+])
+def test_the_address_a_node_id_names(node_id, cluster, address):
+    assert enrollment.named_address(node_id, cluster) == address
