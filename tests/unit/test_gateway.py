@@ -5,30 +5,22 @@ off while the gateway is down."""
 import json
 import socket
 import ssl
-import threading
 
 import pytest
 
 from kubesalt.master.endpoint import gateway
 from kubesalt.master.trust import pki
 from kubesalt.minion_bootstrap import tunnel
+from tests.serving import LoopbackListener, serve_in_background
 from tests.waiting import wait_for
 
 
-class Echo:
+class Echo(LoopbackListener):
+    """Answers everything a connection sends, prefixed with `tag` (which port it reached)."""
+
     def __init__(self, tag):
         self.tag = tag
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        super().__init__(self._answer)
 
     def _answer(self, conn):
         with conn:
@@ -53,7 +45,7 @@ def gate(tmp_path, controller_ca):
     server = gateway.Gateway(("127.0.0.1", 0), tmp_path / "g.crt", tmp_path / "g.key",
                              {c: ("127.0.0.1", e.port) for c, e in echoes.items()},
                              presence_file=tmp_path / "run" / "presence.json")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     yield server
     server.close()
 
@@ -109,7 +101,7 @@ def test_the_tunnel_carries_the_minion_ports_and_backs_off_when_the_gateway_is_d
         gate, controller_ca):
     node = tunnel.Tunnel("127.0.0.1", gate.address[1], "node-1", controller_ca.cert_pem,
                          {"publish": 0, "return": 0})
-    threading.Thread(target=node.serve_forever, daemon=True).start()
+    serve_in_background(node)
     try:
         with socket.create_connection(("127.0.0.1", node.ports["return"]), timeout=10) as s:
             s.sendall(b"ping")

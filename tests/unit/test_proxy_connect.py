@@ -3,42 +3,26 @@ site's words, no_proxy, redaction, and TLS that stays pinned to the controller C
 
 import socket
 import ssl
-import threading
 
 import pytest
 
 from kubesalt.master.trust import pki
 from kubesalt.minion_bootstrap import probes, proxy_connect
+from tests.serving import LoopbackListener
 from tests.tinyproxy import TinyProxy
 
 SECRET = "pr0xy-s3cret"
 
 
-class EchoServer:
-    """Answers every connection with what it reads, so a tunnel can be seen carrying bytes."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = conn.recv(100)
-                conn.sendall(data)
-
-    def close(self):
-        self.sock.close()
+def _echo_once(conn):
+    """Answers a connection with what it reads, so a tunnel can be seen carrying bytes."""
+    with conn:
+        conn.sendall(conn.recv(100))
 
 
 @pytest.fixture
 def echo():
-    server = EchoServer()
+    server = LoopbackListener(_echo_once)
     yield server
     server.close()
 
@@ -186,39 +170,31 @@ def test_redact_hides_user_and_password():
 
 # ---- TLS inside the tunnel is the controller's, verified against the controller CA ----------
 
-class TlsServer:
+class TlsServer(LoopbackListener):
+    """Answers one HTTPS request with a 404, with a certificate from `ca`."""
+
     def __init__(self, ca, directory):
         cert, key = ca.issue_server_cert([], ["127.0.0.1"], 10)
         (directory / "s.crt").write_text(cert)
         (directory / "s.key").write_text(key)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(directory / "s.crt", directory / "s.key")
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(self._answer)
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                with self.context.wrap_socket(conn, server_side=True) as tls:
-                    request = b""
-                    while b"\r\n\r\n" not in request:
-                        chunk = tls.recv(1024)
-                        if not chunk:
-                            break
-                        request += chunk
-                    tls.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
-                                b"Date: Sat, 28 Nov 2026 06:00:00 GMT\r\nConnection: close"
-                                b"\r\n\r\n")
-            except (ssl.SSLError, OSError):
-                pass
-
-    def close(self):
-        self.sock.close()
+    def _answer(self, conn):
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = tls.recv(1024)
+                    if not chunk:
+                        break
+                    request += chunk
+                tls.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                            b"Date: Sat, 28 Nov 2026 06:00:00 GMT\r\nConnection: close"
+                            b"\r\n\r\n")
+        except (ssl.SSLError, OSError):
+            pass
 
 
 def test_controller_tls_through_the_proxy(proxy_factory, tmp_path):
