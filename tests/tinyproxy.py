@@ -14,15 +14,15 @@ from tests.waiting import wait_for
 BINARY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 
 
-def _free_port():
+def _free_port(address):
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
-def _answers(port):
+def _answers(address, port):
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.create_connection((address, port), timeout=1):
             return True
     except OSError:
         return False
@@ -30,18 +30,21 @@ def _answers(port):
 
 class TinyProxy:
     """`auth` is (user, password) or None; `connect_ports` the ports CONNECT may reach (None:
-    any, as tinyproxy allows without a ConnectPort line)."""
+    any, as tinyproxy allows without a ConnectPort line); `listen` its address and `allow`
+    the clients it serves (an address or a network)."""
 
-    def __init__(self, directory, auth=None, connect_ports=None):
+    def __init__(self, directory, auth=None, connect_ports=None, listen="127.0.0.1",
+                 allow="127.0.0.1"):
         if not os.access(BINARY, os.X_OK):
             pytest.skip("tinyproxy is not installed (apt-get install tinyproxy-bin; make test "
                         "installs it as root)")
         self.directory = directory
-        self.port = _free_port()
+        self.listen = listen
+        self.port = _free_port(listen)
         self.auth = auth
         self.log = directory / "tinyproxy.log"
-        lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 600", "MaxClients 64",
-                 "LogLevel Info", f'LogFile "{self.log}"', "Allow 127.0.0.1"]
+        lines = [f"Port {self.port}", f"Listen {listen}", "Timeout 600", "MaxClients 64",
+                 "LogLevel Info", f'LogFile "{self.log}"', f"Allow {allow}"]
         if auth:
             lines.append("BasicAuth %s %s" % auth)
         lines += [f"ConnectPort {p}" for p in connect_ports or ()]
@@ -52,13 +55,13 @@ class TinyProxy:
     @property
     def url(self):
         credentials = "%s:%s@" % self.auth if self.auth else ""
-        return f"http://{credentials}127.0.0.1:{self.port}"
+        return f"http://{credentials}{self.listen}:{self.port}"
 
     def start(self):
         self.process = subprocess.Popen([BINARY, "-d", "-c", str(self.config)],  # noqa: S603
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        wait_for(lambda: _answers(self.port) or self.process.poll() is not None, 10,
+        wait_for(lambda: _answers(self.listen, self.port) or self.process.poll() is not None, 10,
                  "tinyproxy to listen", interval=0.1)
         if self.process.poll() is not None:
             raise AssertionError("tinyproxy exited (%s): %s" % (
@@ -70,7 +73,7 @@ class TinyProxy:
             # tinyproxy forks no workers in 1.11 (threads), so its own pid is the whole proxy.
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(10)
-        wait_for(lambda: not _answers(self.port), 10, "tinyproxy's port to close",
+        wait_for(lambda: not _answers(self.listen, self.port), 10, "tinyproxy's port to close",
                  interval=0.1)
 
     def restart(self):

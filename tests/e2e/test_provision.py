@@ -48,14 +48,15 @@ def enroll(lab, controller, cluster, nodes, dest, **settings):
     return join(controller, cluster, nodes, dest)
 
 
-def join(controller, cluster, nodes, dest):
-    """Run conjurer on `nodes` at once with the installer files in `dest`; wait until each is
-    APPROVED and probed; their ids in node order."""
+def join(controller, cluster, nodes, dest, flags=None):
+    """Run conjurer on `nodes` at once with the installer files in `dest` (and a node's own
+    `flags[node.name]`); wait until each is APPROVED and probed; their ids in node order."""
     def run(node):
         node.push(dest, DEST)
         return node.run(["python3", f"{DEST}/conjurer", f"-edge-name={cluster}",
                          f"-passphrase-file={DEST}/{cluster}-passphrase.txt",
-                         f"-creds-file={DEST}/{cluster}.pem"], timeout=600)
+                         f"-creds-file={DEST}/{cluster}.pem", *(flags or {}).get(node.name, ())],
+                        timeout=600)
 
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         for proc in pool.map(run, nodes):

@@ -91,9 +91,12 @@ class Controller:
                         "--api-port", str(self.api_port), *extra)
 
     def start_for_lab(self, lab):
-        """Init with the lab's NTP server and start (which builds the node-agent bundle every
-        lab run needs before conjurer); returns what `start` said."""
-        self.init("--ntp-server", lab.ntp_server_address)
+        """Init with the lab's NTP server and the agent gateway on (for the lab's edge nodes
+        behind a proxy or one port) and start, which builds the node-agent bundle every lab run
+        needs before conjurer; returns what `start` said."""
+        [self.gateway_port] = free_ports(1, self.interface)
+        self.init("--ntp-server", lab.ntp_server_address,
+                  "--gateway-port", str(self.gateway_port))
         return self.start()
 
     def start(self):

@@ -203,6 +203,28 @@ class Node:
             raise LabError(f"{self.name} is not running (python -m tests.labkit status)")
         return pid
 
+    def restrict_egress(self, address, open_ports):
+        """Reject (TCP reset) every TCP connection the node opens to `address` except to
+        `open_ports`: an edge site whose firewall lets out only its proxy, or one port.
+
+        The rule lives in the node's own network namespace (the host's nft entering it), so
+        it ends with the node's boot and touches nothing else on the host."""
+        allowed = ", ".join(str(p) for p in open_ports)
+        rules = (f"table inet {PREFIX}_egress\n"
+                 f"delete table inet {PREFIX}_egress\n"
+                 f"table inet {PREFIX}_egress {{\n"
+                 f"  chain output {{\n"
+                 f"    type filter hook output priority 0; policy accept;\n"
+                 f"    ip daddr {address} tcp dport != {{ {allowed} }} counter "
+                 f"reject with tcp reset\n"
+                 f"  }}\n"
+                 f"}}\n")
+        proc = subprocess.run(["nsenter", "-t", str(self._running_pid()), "-n", "--", "nft",
+                               "-f", "-"], input=rules, capture_output=True, text=True,
+                              check=False)
+        if proc.returncode != 0:
+            raise LabError(f"{self.name}: nft refused the egress rules: {proc.stderr.strip()}")
+
     def signal_stop(self):
         launcher = self.launcher_pid
         if launcher and _alive(launcher):
