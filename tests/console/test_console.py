@@ -371,11 +371,8 @@ def test_node_enrolls_from_downloaded_files_and_is_approved(ctl, op_page, tmp_pa
     shot(page, "cluster-install")
 
     base = Path(tempfile.mkdtemp(prefix="kscn-"))  # short: Salt's socket paths
-    node = LoopbackNode(base / "n", "node-c0de0001-127-0-0-1-loop1",
-                        (tmp_path / "loop1.pem").read_text(),
-                        (tmp_path / "loop1-passphrase.txt").read_text().strip(), "loop1")
+    node = LoopbackNode.from_installer(base / "n", tmp_path, "loop1", "c0de0001")
     try:
-        node.generate_keys()
         reported = facts.gather(prechecks.Context())
         assert node.enroll(facts=reported)[0] == 200
         node.start_minion()

@@ -26,6 +26,17 @@ class LoopbackNode:
         self.conf_dir = self.root / "etc" / "salt"
         self.pki_dir = self.conf_dir / "pki" / "minion"
 
+    @classmethod
+    def from_installer(cls, root, installer_dir, cluster, short_id):
+        """A node of `cluster` with its key pair, opening the files `cluster.installer` wrote
+        to `installer_dir`; its id is node-<short_id>-127-0-0-1-<cluster>."""
+        installer_dir = Path(installer_dir)
+        node = cls(root, f"node-{short_id}-127-0-0-1-{cluster}",
+                   (installer_dir / f"{cluster}.pem").read_text(),
+                   (installer_dir / f"{cluster}-passphrase.txt").read_text().strip(), cluster)
+        node.generate_keys()
+        return node
+
     def generate_keys(self):
         self.pki_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run([str(BIN / "python"), "-c",

@@ -52,10 +52,7 @@ def make_node(ctl, tmp_path):
         started."""
         dest = tmp_path / f"creds-{short_id}"
         ctl.run_ok("cluster.installer", cluster, f"dest={dest}")
-        node = LoopbackNode(base / short_id, f"node-{short_id}-127-0-0-1-{cluster}",
-                            (dest / f"{cluster}.pem").read_text(),
-                            (dest / f"{cluster}-passphrase.txt").read_text().strip(), cluster)
-        node.generate_keys()
+        node = LoopbackNode.from_installer(base / short_id, dest, cluster, short_id)
         made.append(node)
         if enroll:
             code, answer = node.enroll()

@@ -82,13 +82,10 @@ def test_a_minion_behind_a_one_port_proxy_answers_and_reconnects(site):
     node = None
     try:
         controller.run_ok("cluster.installer", "gw", f"dest={dest}")
-        node = LoopbackNode(base / "n1", "node-aaaa0a01-127-0-0-1-gw",
-                            (dest / "gw.pem").read_text(),
-                            (dest / "gw-passphrase.txt").read_text().strip(), "gw")
+        node = LoopbackNode.from_installer(base / "n1", dest, "gw", "aaaa0a01")
         # What conjurer learns from the credentials alone: the proxy, and the gateway.
         assert node.creds.proxy["https"] == proxy.url
         assert node.creds.controller["gateway_port"] == controller.gateway_port
-        node.generate_keys()
         assert node.enroll()[0] == 200
         process, listen = _start_tunnel(node, base)
         node.start_minion(tunnel_ports=listen)

@@ -224,10 +224,7 @@ def test_health_follows_the_agents_and_fires_events(controller, make_node):
     controller.run_ok("cluster.create", "hlth", "auto_approve=True")
     dest = Path(tempfile.mkdtemp(prefix="ksh-"))
     controller.run_ok("cluster.installer", "hlth", f"dest={dest}")
-    node = LoopbackNode(dest / "n", "node-hhhh0001-127-0-0-1-hlth",
-                        (dest / "hlth.pem").read_text(),
-                        (dest / "hlth-passphrase.txt").read_text().strip(), "hlth")
-    node.generate_keys()
+    node = LoopbackNode.from_installer(dest / "n", dest, "hlth", "hhhh0001")
     try:
         assert controller.run_ok("cluster.health", "hlth")["state"] == "unknown"
         assert node.enroll()[0] == 200

@@ -29,10 +29,7 @@ def test_a_frozen_agent_counts_as_gone_until_it_answers(controller):
     controller.run_ok("cluster.create", "prsc", "auto_approve=True")
     dest = Path(tempfile.mkdtemp(prefix="ksp-"))
     controller.run_ok("cluster.installer", "prsc", f"dest={dest}")
-    node = LoopbackNode(dest / "n", "node-pppp0001-127-0-0-1-prsc",
-                        (dest / "prsc.pem").read_text(),
-                        (dest / "prsc-passphrase.txt").read_text().strip(), "prsc")
-    node.generate_keys()
+    node = LoopbackNode.from_installer(dest / "n", dest, "prsc", "pppp0001")
     opts = salt.config.master_config(str(controller.conf_dir / "master"))
     jobs = SaltJobs(opts)
     seen = []
