@@ -21,7 +21,7 @@ from kubesalt.master.trust import pki
 from kubesalt.master.inventory import storage
 from kubesalt.master.inventory import store as store_mod
 from kubesalt.master.layout import Layout
-from kubesalt.master.processes import process_alive
+from kubesalt.master.ops import lease
 
 UNIT_NAME = "kubesalt-controller.service"
 UNIT_PATH = Path("/etc/systemd/system") / UNIT_NAME
@@ -184,8 +184,8 @@ def running_operations(layout):
     """Operations whose executor is alive: a controller restart would interrupt them."""
     if not storage.exists(layout.state_dir):
         return []
-    return [op_id for op_id, pid in store_mod.Store(layout.state_dir).active_operations()
-            if pid is not None and process_alive(pid)]
+    return [op_id for op_id, executor in store_mod.Store(layout.state_dir).active_operations()
+            if lease.here(executor) and lease.alive(executor)]
 
 
 def cmd_migrate_database(args, layout):

@@ -16,7 +16,7 @@ import psutil
 import salt.utils.crypt
 
 from kubesalt.master.controller import config
-from kubesalt.master.ops import executor
+from kubesalt.master.ops import executor, lease
 from kubesalt.master.processes import process_alive
 from kubesalt.master.inventory import storage
 from kubesalt.master.inventory import store as store_mod
@@ -330,7 +330,7 @@ def _stop_daemon(layout, program):
 def interrupt_operations(layout):
     """End every operation's executor and record the operation as interrupted."""
     if storage.exists(layout.state_dir):
-        executor.interrupt_running(store_mod.Store(layout.state_dir), process_alive,
+        executor.interrupt_running(store_mod.Store(layout.state_dir), lease.alive,
                                    lambda pid: _kill_group(pid, "operation process"))
 
 

@@ -9,6 +9,7 @@ database's write lock from its first read to its commit, so a second writer (ano
 import dataclasses
 import json
 import time
+from typing import NamedTuple
 
 from kubesalt.master.inventory import storage
 from kubesalt.master.inventory.spec import ClusterSpec
@@ -47,6 +48,22 @@ class Cluster:
         return cls(spec=ClusterSpec.from_dict(record["spec"]),
                    **{k: record[k] for k in ("name", "state", "created_at", "updated_at",
                                              "revision")})
+
+
+class Executor(NamedTuple):
+    """An operation's executor as its record names it (master/ops/lease.py judges it)."""
+    pid: int | None
+    owner: str | None
+    lease_until: float | None
+
+
+def _executor(row):
+    return Executor(row["pid"], row["owner"], row["lease_until"])
+
+
+def _has_executor(row):
+    """Queued operations have none yet: their executor is being started."""
+    return row["pid"] is not None or row["owner"] is not None
 
 
 class Store:
@@ -325,15 +342,15 @@ class Store:
 
     def create_operation(self, op_id, cluster, kind, stages, is_alive, params=None):
         """Record a new operation with its stages, unless another one of this cluster is still
-        active. `is_alive(pid)` tells a running operation from one whose process died (then it
-        is marked failed as interrupted, and the new one may start). `params`: what the
-        operation was asked for (e.g. the target version), shown with it."""
+        active. `is_alive(executor)` (an Executor) tells a running operation from one whose
+        executor died (then it is marked failed as interrupted, and the new one may start).
+        `params`: what the operation was asked for (e.g. the target version), shown with it."""
         now = time.time()
         with self.transaction() as conn:
             self.get_cluster(cluster, conn)
             for row in conn.execute("SELECT * FROM operations WHERE cluster=? AND state IN "
                                     "('queued','running')", (cluster,)).fetchall():
-                if row["pid"] is not None and not is_alive(row["pid"]):
+                if _has_executor(row) and not is_alive(_executor(row)):
                     self._interrupt(conn, row["id"], now)
                     continue
                 raise AlreadyExists(row["id"])
@@ -377,10 +394,11 @@ class Store:
                          f"phase IN ({busy})", [(now, n) for n in sorted(nodes)])
 
     def active_operations(self):
-        """(id, pid) of every operation of any cluster still queued or running."""
+        """(id, Executor) of every operation of any cluster still queued or running."""
         with self.reading() as conn:
-            return [(r["id"], r["pid"]) for r in conn.execute(
-                "SELECT id, pid FROM operations WHERE state IN ('queued','running')")]
+            return [(r["id"], _executor(r)) for r in conn.execute(
+                "SELECT id, pid, owner, lease_until FROM operations WHERE state IN "
+                "('queued','running')")]
 
     def interrupt_operation(self, op_id, reason):
         """Mark an active operation failed at its running stage with `reason`."""
@@ -390,19 +408,31 @@ class Store:
                 self._interrupt(conn, op_id, time.time(), reason)
 
     def reap_operations(self, cluster, is_alive):
-        """Mark operations whose process died as failed (interrupted)."""
+        """Mark operations whose executor died as failed (interrupted); `is_alive` as for
+        create_operation."""
         now = time.time()
         with self.transaction() as conn:
             for row in conn.execute("SELECT * FROM operations WHERE cluster=? AND state IN "
-                                    "('queued','running') AND pid IS NOT NULL",
-                                    (cluster,)).fetchall():
-                if not is_alive(row["pid"]):
+                                    "('queued','running')", (cluster,)).fetchall():
+                if _has_executor(row) and not is_alive(_executor(row)):
                     self._interrupt(conn, row["id"], now)
 
-    def start_operation(self, op_id, pid):
+    def start_operation(self, op_id, pid, owner=None, lease_until=None):
+        """The operation runs, in process `pid`; `owner` is that process's identity and
+        `lease_until` when its lease runs out unless renewed (master/ops/lease.py)."""
         with self.transaction() as conn:
-            conn.execute("UPDATE operations SET state='running', started_at=?, pid=? "
-                         "WHERE id=?", (time.time(), pid, op_id))
+            conn.execute("UPDATE operations SET state='running', started_at=?, pid=?, "
+                         "owner=?, lease_until=? WHERE id=?",
+                         (time.time(), pid, None if owner is None else str(owner),
+                          lease_until, op_id))
+
+    def renew_lease(self, op_id, owner, until):
+        """Extend the lease of `owner` on active operation `op_id` to `until`; False when the
+        operation ended or another executor holds it."""
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE operations SET lease_until=? WHERE id=? AND owner=? "
+                               "AND state IN ('queued','running')", (until, op_id, str(owner)))
+            return cur.rowcount == 1
 
     def stage_started(self, op_id, name):
         with self.transaction() as conn:

@@ -7,7 +7,7 @@ from kubesalt.master.inventory import keys
 from kubesalt.master.inventory import nodes as nodes_mod
 from kubesalt.master.inventory.store import NotFound
 from kubesalt.master.ops.plan import roles
-from kubesalt.master.processes import process_alive
+from kubesalt.master.ops import lease
 
 
 def cluster_and_nodes(store, layout, cluster):
@@ -17,7 +17,7 @@ def cluster_and_nodes(store, layout, cluster):
         record = store.cluster(cluster)
     except NotFound:
         raise Refused.one("name", f"no cluster named {cluster!r}") from None
-    store.reap_operations(cluster, process_alive)
+    store.reap_operations(cluster, lease.alive)
     states = keys.key_states(layout.pki_dir)
     views = [nodes_mod.view(n, keys.state_for(states.get(n["id"]), n["pub_sha256"]))
              for n in store.list_nodes(cluster)]

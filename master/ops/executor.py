@@ -12,7 +12,7 @@ Salt's key store, which this module does not touch).
 import os
 import time
 
-from kubesalt.master.ops import lanes, plan
+from kubesalt.master.ops import lanes, lease, plan
 from kubesalt.master.ops.scheduler import Scheduler
 
 # What a node is while an operation works on it, and what the cluster is meanwhile (None:
@@ -58,10 +58,17 @@ def execute(store, salt, op_id, prepare=None, controller_stages=None, masters=()
     stage's changes on the event bus."""
     controller_stages = {"ready": mark_ready, **(controller_stages or {})}
     op = store.operation(op_id)
-    cluster = op["cluster"]
+    # the operation's record names this process as its executor while its lease is renewed
+    holder = lease.owner()
+    store.start_operation(op_id, os.getpid(), holder, time.time() + lease.LEASE_SECONDS)
+    with lease.Heartbeat(store, op_id, holder):
+        return _run(store, salt, op, prepare, controller_stages, masters, notify)
+
+
+def _run(store, salt, op, prepare, controller_stages, masters, notify):
+    op_id, cluster = op["id"], op["cluster"]
     node_phase, cluster_state = BUSY[op["kind"]][0], _cluster_state_meanwhile(op)
     node_ids = _node_ids(op)
-    store.start_operation(op_id, os.getpid())
     if cluster_state:
         store.set_cluster_state(cluster, cluster_state)
     store.set_node_phase(node_ids, node_phase)
@@ -237,9 +244,11 @@ def interrupt_running(store, is_alive, kill, reason=CONTROLLER_STOPPED):
     stage, so that a rerun resumes there. Called when the controller stops: an executor
     cannot outlive the master it listens to (its event subscription dies with it)."""
     interrupted = []
-    for op_id, pid in store.active_operations():
-        if pid is not None and is_alive(pid):
-            kill(pid)
+    for op_id, executor in store.active_operations():
+        if not lease.here(executor):
+            continue  # another master's executor: it goes on there
+        if executor.pid is not None and is_alive(executor):
+            kill(executor.pid)
         store.interrupt_operation(op_id, reason)
         interrupted.append(op_id)
     return interrupted

@@ -6,10 +6,10 @@ store refuses a second while the first one's executor lives."""
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from kubesalt.master.ops import plan
-from kubesalt.master.processes import process_alive
+from kubesalt.master.ops import lease, plan
 from kubesalt.master.errors import Refused
 from kubesalt.master.inventory.store import AlreadyExists
 
@@ -19,13 +19,18 @@ def start(store, layout, conf_dir, cluster, kind, stages, params=None, spawn=Tru
     the operation record."""
     op_id = f"op-{secrets.token_hex(4)}"
     try:
-        store.create_operation(op_id, cluster, kind, stages, process_alive, params=params)
+        store.create_operation(op_id, cluster, kind, stages, lease.alive, params=params)
     except AlreadyExists as exc:
         raise Refused.one("name", f"operation {exc.args[0]} is still running on {cluster}; "
                                   "wait for it (cluster.status)") from None
     if spawn:
-        store.start_operation(op_id, spawn_executor(layout, conf_dir, op_id))
+        started(store, op_id, spawn_executor(layout, conf_dir, op_id))
     return store.operation(op_id)
+
+
+def started(store, op_id, pid):
+    """Record executor `pid` as running `op_id`, until it takes the lease over itself."""
+    store.start_operation(op_id, pid, lease.owner(pid), time.time() + lease.LEASE_SECONDS)
 
 
 def spawn_executor(layout, conf_dir, op_id):

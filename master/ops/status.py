@@ -11,8 +11,7 @@ import time
 from kubesalt.master.errors import Refused
 from kubesalt.master.health import check as health_check
 from kubesalt.master.inventory.store import NotFound
-from kubesalt.master.ops import plan
-from kubesalt.master.processes import process_alive
+from kubesalt.master.ops import lease, plan
 
 
 def status_view(op):
@@ -162,7 +161,7 @@ def reaped(store, name):
         store.get_cluster(name)
     except NotFound:
         raise unknown_cluster(name) from None
-    store.reap_operations(name, process_alive)
+    store.reap_operations(name, lease.alive)
 
 
 def cluster_status(store, name, history=False):

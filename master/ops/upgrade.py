@@ -96,5 +96,5 @@ def start(store, layout, cluster, conf_dir, k8s_version=None, spawn=True, matrix
     store.update_spec(cluster, lambda current: dataclasses.replace(current,
                                                                    k8s_version=params["to"]))
     if spawn:
-        store.start_operation(op["id"], launch.spawn_executor(layout, conf_dir, op["id"]))
+        launch.started(store, op["id"], launch.spawn_executor(layout, conf_dir, op["id"]))
     return store.operation(op["id"])

@@ -94,6 +94,7 @@ def test_a_stored_tls_termination_is_dropped_by_the_migration(tmp_path, monkeypa
                   if "tls_termination" in script)
     with monkeypatch.context() as older:
         older.setattr(schema, "SQLITE_HISTORY", schema.SQLITE_HISTORY[:before])
+        older.setattr(schema, "LATER", [])
         Store(tmp_path)
     spec = ClusterSpec(name="c", k8s_version="1.30.10").to_dict()
     spec["proxy"] = {"http": "http://p:3128", "https": "", "no_proxy": "", "root_ca": "",
@@ -201,3 +202,34 @@ def test_both_databases_have_the_same_tables_and_columns(tmp_path, postgres_serv
     assert lite.database.tables() == pg.database.tables() == sorted(schema.TABLES)
     for table in schema.TABLES:
         assert _columns(lite, table) == _columns(pg, table), table
+
+
+def test_both_databases_have_the_same_columns_at_the_latest_version(records_dir):
+    # A schema version means the same tables and columns on SQLite and PostgreSQL: moving
+    # the records (migrate-database) copies them column for column.
+    store = Store(records_dir)
+    with store.reading() as conn:
+        if getattr(store.database, "path", None) is not None:
+            columns = {table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+                       for table in schema.TABLES}
+        else:
+            columns = {table: [row[0] for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name=? "
+                "ORDER BY ordinal_position", (table,))] for table in schema.TABLES}
+    assert columns == EXPECTED_COLUMNS
+
+
+EXPECTED_COLUMNS = {
+    "clusters": ["name", "spec", "state", "created_at", "updated_at", "revision"],
+    "installers": ["serial", "cluster", "issued_at", "not_after", "revoked_at"],
+    "nodes": ["id", "cluster", "pub_sha256", "serial", "address", "enrolled_at", "updated_at",
+              "config", "phase", "reported_facts"],
+    "operations": ["id", "cluster", "kind", "state", "created_at", "started_at", "finished_at",
+                   "pid", "error", "failed_stage", "failed_node", "params", "cancel_requested",
+                   "owner", "lease_until"],
+    "operation_stages": ["operation", "position", "name", "title", "state", "nodes",
+                         "started_at", "finished_at", "error", "node_results"],
+    "signed_requests": ["digest", "keep_until"],
+    "cluster_health": ["cluster", "state", "since", "checked_at", "detail"],
+    "node_health": ["node", "state", "reason", "since", "checked_at"],
+}

@@ -206,7 +206,19 @@ POSTGRESQL_SCHEMA = """
 """
 
 # Migrations after version len(SQLITE_HISTORY), numbered on from it, for both dialects.
-LATER = []
+LATER = [
+    # Who runs an operation (host, boot, pid, the pid's start time) and until when its lease
+    # holds (master/ops/lease.py): a pid alone is reused, and means nothing on another master.
+    Migration(
+        sqlite="""
+        ALTER TABLE operations ADD COLUMN owner TEXT;
+        ALTER TABLE operations ADD COLUMN lease_until REAL;
+        """,
+        postgresql="""
+        ALTER TABLE operations ADD COLUMN owner TEXT;
+        ALTER TABLE operations ADD COLUMN lease_until DOUBLE PRECISION;
+        """),
+]
 
 # Every table of the records, in an order in which their references allow inserting them:
 # what moving the records to another database copies.
