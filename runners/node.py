@@ -30,16 +30,16 @@ def __virtual__():
 
 
 @support.verb
-def list_(cluster=None, status=None, search=None, sort="hostname"):
+def list_(cluster=None, status=None, search=None, sort="hostname", limit=None, offset=0):
     """Enrolled nodes with their status, and without a cluster filter the keys no node owns
     (ORPHANED, see node.forget); filter by cluster, status or search text (a substring or
     glob of id, cluster, status, address); sort by hostname, status, created or cluster
-    (prefix - to reverse)."""
+    (prefix - to reverse); a page of `limit` rows from `offset` on."""
     store = support.store(__opts__)
     return nodes.list_nodes(store, support.pki_dir(__opts__),
                             cluster=cluster, status=status, search=search, sort=sort,
                             connected_ids=saltcalls.connected_ids(__opts__),
-                            health=store.node_health())
+                            health=store.node_health(), limit=limit, offset=offset)
 
 
 @support.verb

@@ -62,7 +62,9 @@ def view(record, key_state, grains=None, connected=None, health=None):
 
 
 def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hostname",
-               connected_ids=None, health=None):
+               connected_ids=None, health=None, limit=None, offset=0):
+    """The node views, filtered and sorted; with `limit`, the page of at most that many rows
+    from `offset` on (the API's schema bounds both)."""
     sort_field = sort.lstrip("-") if sort else "hostname"
     if sort_field not in SORT_KEYS:
         raise _refuse("sort", f"{sort!r} is not a sort order; use hostname, -hostname, status, "
@@ -93,7 +95,8 @@ def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hos
     field = SORT_KEYS[sort_field]
     rows.sort(key=lambda r: (r[field] is None, 0 if r[field] is None else r[field], r["id"]),
               reverse=bool(sort) and sort.startswith("-"))
-    return rows
+    offset = int(offset or 0)
+    return rows[offset:] if limit is None else rows[offset:offset + int(limit)]
 
 
 def _with_key_states(store, pki_dir, cluster=None):

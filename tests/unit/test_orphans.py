@@ -48,6 +48,17 @@ def test_node_list_shows_keys_no_node_owns_as_orphaned(world):
         assert len(nodes.list_nodes(store, layout.pki_dir, sort=sort)) == 3
 
 
+def test_node_list_pages_the_sorted_rows(world):
+    store, layout = world
+    ids = [r["id"] for r in nodes.list_nodes(store, layout.pki_dir)]
+    pages = [[r["id"] for r in nodes.list_nodes(store, layout.pki_dir, limit=2, offset=start)]
+             for start in (0, 2, 4)]
+    assert pages == [ids[:2], ids[2:], []]
+    assert [r["id"] for r in nodes.list_nodes(store, layout.pki_dir, offset=1)] == ids[1:]
+    assert [r["id"] for r in nodes.list_nodes(store, layout.pki_dir, sort="-hostname",
+                                              limit=1)] == ids[-1:]
+
+
 def test_forget_takes_only_a_key_no_node_owns(world):
     store, layout = world
     assert orphans.check_forgettable(store, layout.pki_dir, STRAY) == "accepted"
