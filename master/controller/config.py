@@ -25,7 +25,9 @@ _WILDCARDS = ("0.0.0.0", "::")
 HEADER = "# Written by kubesalt-controller init; re-run it instead of editing by hand.\n"
 
 # Reactor SLS files under master/reactor, by the event tag they react to.
-REACTORS = {"salt/minion/*/start": ["minion_start.sls"]}
+REACTORS = {"salt/minion/*/start": ["minion_start.sls"],
+            # the health engine's second try at a node whose probe failed
+            "kubesalt/node/*/reprobe": ["minion_start.sls"]}
 
 
 def read_settings(layout):

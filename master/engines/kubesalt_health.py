@@ -7,7 +7,8 @@ reactor or a watcher of the bus hears of a node going down without polling.
 import logging
 import time
 
-from kubesalt.master.health import check
+from kubesalt.master.health import assess, check, reprobe
+from kubesalt.master.inventory import nodes as nodes_mod
 from kubesalt.master.verbs import saltcalls
 from kubesalt.master.verbs import support
 
@@ -16,15 +17,20 @@ log = logging.getLogger(__name__)
 INTERVAL = 15
 
 
-def start(interval=INTERVAL):
+def start(interval=INTERVAL, reprobe_after=reprobe.RETRY_EVERY):
     store = support.store(__opts__)
     pki_dir = support.pki_dir(__opts__)
     probe = saltcalls.HealthProbe(__opts__, check.kubectl_command())
+    unprobed = reprobe.Reprobe(reprobe_after)
     log.info("kubesalt health checks every %ss", interval)
     try:
         while True:
             started = time.monotonic()
             check_all(store, pki_dir, probe)
+            try:
+                probe_again(store, pki_dir, unprobed, started)
+            except Exception:  # noqa: BLE001 - the health checks must go on
+                log.exception("probing unprobed nodes again failed")
             # the engine's own pace, not a synchronisation: the next round of checks
             time.sleep(max(0.0, float(interval) - (time.monotonic() - started)))
     finally:
@@ -40,3 +46,15 @@ def check_all(store, pki_dir, probe):
             log.exception("health check of cluster %s failed", name)
             continue
         saltcalls.fire_health(__opts__, changes)
+
+
+def probe_again(store, pki_dir, unprobed, now):
+    """Ask the reactor to probe the approved nodes that answered this round's pings but have
+    no probed facts (see master/health/reprobe.py)."""
+    health = store.node_health()
+    answering = [v["id"] for v in nodes_mod.list_nodes(store, pki_dir, status="APPROVED")
+                 if (health.get(v["id"]) or {}).get("state") not in (None, assess.DISCONNECTED)]
+    for node_id in unprobed.due(answering, lambda i: bool(
+            saltcalls.cached_grains(__opts__, i).get("kubesalt_interfaces")), now):
+        log.warning("node %s answers but has no probed facts: probing it again", node_id)
+        saltcalls.fire(__opts__, support.node_tag(node_id, "reprobe"), {"id": node_id})
