@@ -57,7 +57,9 @@ def _stop_on_term(runs):
 def main(extra):
     with tempfile.NamedTemporaryFile(prefix="kubesalt-lab-tests-", suffix=".log",
                                      delete=False) as log:
-        lab = _pytest(["-q", LAB_TESTS, *extra], stdout=log, stderr=subprocess.STDOUT)
+        # unbuffered: its file is followed live once the others end
+        lab = _pytest(["-q", LAB_TESTS, *extra], stdout=log, stderr=subprocess.STDOUT,
+                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
         runs = [lab]
         _stop_on_term(runs)
         print(f"lab tests ({LAB_TESTS}) running beside the others; their output: {log.name}",
