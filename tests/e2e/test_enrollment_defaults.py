@@ -27,7 +27,7 @@ def default_controller(lab):
     root = tempfile.mkdtemp(prefix="ksld-")
     ctl = Controller(root, interface=lab.bridge_address)
     ctl.init()
-    assert ctl.start()["agent_bundle"].endswith(" built")
+    assert ctl.start(build_bundle=True)["agent_bundle"].endswith(" built")
     yield ctl
     ctl.stop()
     shutil.rmtree(root, ignore_errors=True)
