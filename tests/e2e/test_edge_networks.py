@@ -67,7 +67,7 @@ def _conjurer(node, *flags):
 
 
 def _operation(ctl):
-    return ctl.run_ok("cluster.status", CLUSTER)["operation"]
+    return ctl.cluster_status(CLUSTER)["operation"]
 
 
 def test_nodes_behind_a_proxy_or_one_port_enroll_and_provision_to_ready(

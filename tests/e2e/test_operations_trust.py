@@ -29,7 +29,7 @@ def artifacts(tmp_path_factory):
 
 
 def operation(ctl, cluster):
-    return ctl.run_ok("cluster.status", cluster)["operation"]
+    return ctl.cluster_status(cluster)["operation"]
 
 
 def stage_running(ctl, cluster, stage):
