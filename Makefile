@@ -49,7 +49,7 @@ lab-prepare: venv lab-packages
 	fi
 
 test: lint lab-prepare browser-packages database-packages
-	$(PY) -m tests.suites $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 test-unit: venv database-packages
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
