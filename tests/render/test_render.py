@@ -392,8 +392,13 @@ def test_agent_removal_removes_only_kubesalts_agent_after_the_run(records):
         command = state["args"]["name"]
         assert command.startswith("systemd-run ") and "--on-active=" in command
         assert "rm -rf /opt/kubesalt" in command
-        assert "kubesalt-minion.service" in command
+        # killed, every process of the unit, then stopped (which ends a pending restart)
+        for unit in ("kubesalt-minion.service", "kubesalt-tunnel.service"):
+            assert f"systemctl kill --signal=SIGKILL {unit}; systemctl stop {unit};" in command
+            assert f"rm -f /etc/systemd/system/{unit};" in command
+        assert command.index("systemctl stop kubesalt-tunnel") < command.index("rm -rf")
         assert "/etc/salt" not in command and " salt-minion.service" not in command
+        assert "$" not in command, "systemd expands $VARIABLES in what systemd-run runs"
 
 
 @pytest.mark.parametrize("kind", sorted(plan.PLANS))
