@@ -396,6 +396,7 @@ def test_agent_removal_removes_only_kubesalts_agent_after_the_run(records):
         for unit in ("kubesalt-minion.service", "kubesalt-tunnel.service"):
             assert f"systemctl kill --signal=SIGKILL {unit}; systemctl stop {unit};" in command
             assert f"rm -f /etc/systemd/system/{unit};" in command
+            assert f"systemctl reset-failed {unit};" in command
         assert command.index("systemctl stop kubesalt-tunnel") < command.index("rm -rf")
         assert "/etc/salt" not in command and " salt-minion.service" not in command
         assert "$" not in command, "systemd expands $VARIABLES in what systemd-run runs"

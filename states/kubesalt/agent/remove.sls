@@ -5,7 +5,8 @@
     agent's processes are killed, not stopped: its unit's KillMode=process (Salt's own, so a
     minion restart spares running jobs) leaves its worker processes behind a stop, and a minion
     slow to stop kept talking to the controller after its key was deleted, which took it back
-    as a pending key. A customer's own salt-minion is not touched. #}
+    as a pending key. One unit per systemctl call, so a unit that is not there (no tunnel)
+    cannot fail the call for the other. A customer's own salt-minion is not touched. #}
 {%- from "kubesalt/map.jinja" import kubesalt, paths with context %}
 {%- set agent = kubesalt.agent %}
 
@@ -19,6 +20,9 @@ Remove kubesalt's agent once this run has returned:
         systemctl disable {{ unit }}; systemctl kill --signal=SIGKILL {{ unit }};
         systemctl stop {{ unit }}; rm -f {{ paths.systemd_dir }}/{{ unit }};
         {%- endfor %}
-        systemctl daemon-reload; systemctl reset-failed {{ agent.unit }} {{ agent.tunnel_unit }};
+        systemctl daemon-reload;
+        {%- for unit in (agent.unit, agent.tunnel_unit) %}
+        systemctl reset-failed {{ unit }};
+        {%- endfor %}
         rm -rf {{ agent.home }}'
     - unless: systemctl is-active --quiet {{ agent.removal_unit }}.timer
