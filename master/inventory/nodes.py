@@ -29,6 +29,8 @@ ROLES = ("master", "worker", "storage")
 
 
 _refuse = Refused.one
+# The most rows one node.list page holds (the API's schema says the same).
+MAX_PAGE = 10000
 
 
 def status_of(record, key_state):
@@ -69,6 +71,9 @@ def list_nodes(store, pki_dir, cluster=None, status=None, search=None, sort="hos
     if sort_field not in SORT_KEYS:
         raise _refuse("sort", f"{sort!r} is not a sort order; use hostname, -hostname, status, "
                               "-status, created, -created, cluster or -cluster")
+    if limit is not None and int(limit) > MAX_PAGE:
+        raise _refuse("limit", f"{limit} is more than {MAX_PAGE}; ask for at most {MAX_PAGE} "
+                               "rows at a time")
     if status is not None and str(status).upper() not in STATUSES:
         raise _refuse("status", f"{status!r} is not a node status; use one of "
                                 f"{', '.join(STATUSES)}")

@@ -17,8 +17,10 @@ from kubesalt.master.errors import Refused
 
 # Parameters that hold versions: "1.30" must never become 1.3.
 VERSION_PARAMETERS = frozenset({"version", "k8s_version", "blueprint_version"})
-# Parameters that count things (node.logs lines=200): whole numbers, never "seconds".
-COUNT_PARAMETERS = frozenset({"lines"})
+# Parameters that count things (node.logs lines=200, node.list limit=50): whole numbers of at
+# least 1, never "seconds"; and positions (node.list offset=100): whole numbers from 0.
+COUNT_PARAMETERS = frozenset({"lines", "limit"})
+POSITION_PARAMETERS = frozenset({"offset"})
 TRUE = ("true", "yes", "1")
 FALSE = ("false", "no", "0")
 MAX_TEXT = 1024
@@ -48,16 +50,16 @@ def as_seconds(field, value):
     return seconds
 
 
-def as_count(field, value):
-    """A whole number of at least 1 from an int or its spelling; the caller bounds it."""
+def as_count(field, value, least=1):
+    """A whole number of at least `least` from an int or its spelling; the caller bounds it."""
     if isinstance(value, bool):
         raise Refused.one(field, f"{value!r} is not a whole number")
     try:
         count = int(str(value).strip())
     except ValueError:
         raise Refused.one(field, f"{_shown(value)} is not a whole number") from None
-    if count < 1:
-        raise Refused.one(field, f"{count} is too small; give at least 1")
+    if count < least:
+        raise Refused.one(field, f"{count} is too small; give at least {least}")
     return count
 
 
@@ -157,6 +159,8 @@ def _coerce(param, value, raw):
         return as_bool(param.name, value)
     if param.name in COUNT_PARAMETERS:
         return as_count(param.name, value)
+    if param.name in POSITION_PARAMETERS:
+        return as_count(param.name, value, least=0)
     if isinstance(default, (int, float)):
         return as_seconds(param.name, value)
     return as_text(param.name, value, raw)

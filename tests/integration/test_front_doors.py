@@ -41,6 +41,7 @@ INVALID = [
     ("node.list", {"sort": [1]}, "sort"),
     ("node.list", {"clster": "x"}, "clster"),
     ("node.list", {"limit": 0}, "limit"),
+    ("node.list", {"offset": -1}, "offset"),
     ("node.remove", {"node": "node-0000-10-0-0-9-keep", "drain": "maybe"}, "drain"),
     ("artifacts.sync", {"version": "1.30", "arch": "../../x"}, "arch"),
     ("artifacts.sync", {"version": "1.30", "sorce": "/x"}, "sorce"),

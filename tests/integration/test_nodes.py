@@ -212,6 +212,11 @@ def test_list_filters_and_sorts(controller, make_node):
     assert [r["id"] for r in rows] == sorted(ids, reverse=True)
     rows = controller.run_ok("node.list", "cluster=other", "sort=created")
     assert [r["id"] for r in rows] == ids
+    # a page of the sorted rows, as an operator types it
+    rows = controller.run_ok("node.list", "cluster=other", "sort=created", "limit=1", "offset=1")
+    assert [r["id"] for r in rows] == ids[1:2]
+    rows = controller.run_ok("node.list", "cluster=other", "sort=created", "offset=0")
+    assert [r["id"] for r in rows] == ids
     assert [r["id"] for r in controller.run_ok("node.list", "search=bbbb0003")] == [ids[2]]
     assert controller.run_ok("node.list", "cluster=other", "status=APPROVED") == []
     code, out = controller.run("node.list", "sort=size")

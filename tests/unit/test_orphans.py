@@ -99,3 +99,22 @@ def test_remove_and_show_of_an_orphaned_key_name_node_forget(world, tmp_path):
 ])
 def test_a_key_is_named_for_the_longest_cluster_name_it_ends_with(node_id, cluster):
     assert orphans.named_for(node_id, ["edge", "b-edge", "dge"]) == cluster
+
+
+def test_node_list_pages_are_whole_numbers_from_either_door():
+    # salt-run's words reach the runner as text or YAML values; the REST API's schema says the
+    # same bounds
+    from kubesalt.master.verbs import args as runner_args
+
+    assert runner_args.as_count("limit", "50") == 50
+    assert runner_args.as_count("offset", "0", least=0) == 0
+    for value, least in (("0", 1), ("-1", 0), ("1.5", 0), (True, 0)):
+        with pytest.raises(Refused):
+            runner_args.as_count("offset", value, least=least)
+
+
+def test_a_page_larger_than_the_most_is_refused(world):
+    store, layout = world
+    with pytest.raises(Refused) as refused:
+        nodes.list_nodes(store, layout.pki_dir, limit=nodes.MAX_PAGE + 1)
+    assert refused.value.errors[0]["field"] == "limit"
